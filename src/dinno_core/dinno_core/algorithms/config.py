@@ -1,0 +1,80 @@
+"""Typed hyperparameters of every algorithm (pydantic); bad values fail before anything runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LearningRateSchedule(_Strict):
+    """Per-round learning rate: ``constant`` (start), or ``linear``/``log`` from start to end.
+
+    ``log`` interpolates geometrically (evenly in log space) over ``rounds`` rounds, as in the
+    paper's reference; after ``rounds`` the rate stays at ``end``.
+    """
+
+    kind: Literal["constant", "linear", "log"] = "constant"
+    start: PositiveFloat = 1e-3
+    end: PositiveFloat | None = None
+    rounds: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _needs_end(self) -> LearningRateSchedule:
+        if self.kind != "constant" and (self.end is None or self.rounds is None):
+            raise ValueError(f"lr.kind={self.kind!r} needs lr.end and lr.rounds")
+        return self
+
+
+class OptimizerConfig(_Strict):
+    """The inner (primal) optimizer. Only element-wise optimizers, so robots stay independent."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0.0)
+    persistent_state: bool = False
+    """Keep moments across rounds; the reference re-creates the optimizer every round."""
+
+
+class DinnoConfig(_Strict):
+    kind: Literal["dinno"] = "dinno"
+    rho_init: PositiveFloat = 0.5
+    rho_scaling: float = Field(1.0, ge=1.0)
+    rho_max: PositiveFloat | None = None
+    primal_steps: PositiveInt = 2
+    batch_size: int = 64
+    optimizer: OptimizerConfig = OptimizerConfig()
+    lr: LearningRateSchedule = LearningRateSchedule(kind="constant", start=5e-3)
+
+
+class DsgdConfig(_Strict):
+    kind: Literal["dsgd"] = "dsgd"
+    lr: LearningRateSchedule = LearningRateSchedule(kind="constant", start=5e-3)
+    batch_size: int = 64
+
+
+class DsgtConfig(_Strict):
+    kind: Literal["dsgt"] = "dsgt"
+    lr: LearningRateSchedule = LearningRateSchedule(kind="constant", start=5e-3)
+    batch_size: int = 64
+
+
+class LocalConfig(_Strict):
+    """Training without communication: ``individual`` (each robot alone) or ``centralized``
+    (one model on the pooled data of all robots)."""
+
+    kind: Literal["individual", "centralized"] = "individual"
+    steps_per_round: PositiveInt = 2
+    batch_size: int = 64
+    optimizer: OptimizerConfig = OptimizerConfig(persistent_state=True)
+    lr: LearningRateSchedule = LearningRateSchedule(kind="constant", start=5e-3)
+
+
+AlgorithmConfig = Annotated[
+    DinnoConfig | DsgdConfig | DsgtConfig | LocalConfig, Field(discriminator="kind")
+]

@@ -1,0 +1,69 @@
+"""DiNNO: consensus ADMM with an inexact primal step (Yu, Vincent, Schwager, RA-L 2022)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from dinno_core.algorithms.base import DistributedAlgorithm, Inbox, PrimalSolver, SampleFn
+from dinno_core.algorithms.config import DinnoConfig
+from dinno_core.algorithms.schedules import learning_rate
+from dinno_core.params import FlatModel
+
+
+class Dinno(DistributedAlgorithm):
+    """DiNNO for ``R`` robots. Per robot ``i`` and round ``k``:
+
+    1. ``rho <- min(gamma * rho, rho_max)``
+    2. ``p_i <- p_i + rho * sum_j (theta_i^k - theta_j^k)``
+    3. ``B`` optimizer steps from ``theta_i^k`` on
+       ``l_i(theta) + theta . p_i + rho * sum_j ||theta - (theta_i^k + theta_j^k) / 2||^2``.
+
+    Only ``theta`` is sent; the dual ``p_i`` stays local. A neighbour absent from the inbox
+    contributes no term, so dropped links are a time-varying graph.
+    """
+
+    def __init__(self, model: FlatModel, theta: Tensor, config: DinnoConfig) -> None:
+        super().__init__(model, theta)
+        self.config = config
+        self.dual = torch.zeros_like(self.theta)
+        self.rho = torch.full((self.num_robots,), config.rho_init, dtype=theta.dtype, device=theta.device)
+        self.solver = PrimalSolver(config.optimizer, self.parameter)
+
+    def _update(self, inbox: Inbox, sample: SampleFn) -> Tensor:
+        theta_k = self.theta.clone()
+        degree = inbox.degree[:, None]
+        neighbour_sum = inbox.neighbour_sum(0)
+        self.rho = self.rho * self.config.rho_scaling
+        if self.config.rho_max is not None:
+            self.rho = self.rho.clamp(max=self.config.rho_max)
+        rho = self.rho[:, None]
+        self.dual += rho * (degree * theta_k - neighbour_sum)
+        anchor = degree * theta_k + neighbour_sum  # sum_j (theta_i^k + theta_j^k)
+
+        def augmented_gradient(theta: Tensor) -> Tensor:
+            return self.dual + rho * (2.0 * degree * theta - anchor)
+
+        return self.solver.run(
+            self.model, sample, self.config.primal_steps, self.config.batch_size,
+            learning_rate(self.config.lr, self.round), augmented_gradient,
+        )
+
+    def _guarded_state(self) -> dict[str, Tensor]:
+        return {"theta": self.parameter.data, "dual": self.dual}
+
+    def _forget_rejected(self, rejected: Tensor) -> None:
+        self.solver.reset_rows(rejected)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(dual=self.dual.clone(), rho=self.rho.clone(), optimizer=self.solver.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.dual = state["dual"].to(self.theta).clone()
+        self.rho = state["rho"].to(self.theta).clone()
+        self.solver.load_state_dict(state.get("optimizer"), learning_rate(self.config.lr, self.round))

@@ -1,0 +1,155 @@
+"""The algorithms: convergence on a convex task, batched equals robot-by-robot, checkpoints,
+dropped neighbours and non-finite input."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import torch
+
+from dinno_core.algorithms import (
+    DinnoConfig,
+    DsgdConfig,
+    DsgtConfig,
+    Inbox,
+    LearningRateSchedule,
+    LocalConfig,
+    OptimizerConfig,
+    build_algorithm,
+)
+from dinno_core.graphs import StaticGraph, cycle_graph
+from dinno_core.params import FlatModel
+from dinno_core.tasks.convex import ConvexTaskConfig, LinearRegressionTask
+from dinno_core.team import SimulatedTeam, TeamData, gather_inbox
+
+NUM_ROBOTS = 10
+
+
+def convex_team(config, num_robots: int = NUM_ROBOTS, seed: int = 0, graph: nx.Graph | None = None):
+    torch.manual_seed(seed)
+    task = LinearRegressionTask(ConvexTaskConfig(), num_robots, seed)
+    model = task.build_model().double()
+    flat = FlatModel(model, task.loss)
+    theta0 = flat.initial_weights().repeat(num_robots, 1)
+    algorithm = build_algorithm(config, flat, theta0)
+    team = SimulatedTeam(algorithm, StaticGraph(graph or cycle_graph(num_robots)), TeamData(task.robot_data(num_robots), seed))
+    return task, team
+
+
+def relative_error(theta: torch.Tensor, optimum: torch.Tensor) -> float:
+    return float((theta - optimum).norm(dim=1).max() / optimum.norm())
+
+
+def test_each_robot_alone_cannot_identify_the_solution():
+    task = LinearRegressionTask(ConvexTaskConfig(), NUM_ROBOTS, 0)
+    rows = task.robot_data(NUM_ROBOTS)[0].inputs
+    assert torch.linalg.matrix_rank(rows) < task.config.num_features
+    assert torch.linalg.matrix_rank(task.inputs) == task.config.num_features
+
+
+def test_dinno_reaches_the_centralized_optimum_on_a_cycle():
+    config = DinnoConfig(
+        rho_init=1.0, primal_steps=20, batch_size=0,
+        optimizer=OptimizerConfig(name="sgd"), lr=LearningRateSchedule(kind="constant", start=0.05),
+    )
+    task, team = convex_team(config)
+    optimum = task.optimum()
+    for _ in range(200):
+        team.run_round()
+    assert relative_error(team.algorithm.theta, optimum) < 1e-4
+
+
+def test_dsgt_tracks_the_optimum_where_dsgd_stalls():
+    schedule = LearningRateSchedule(kind="constant", start=0.02)
+    task, dsgt = convex_team(DsgtConfig(lr=schedule, batch_size=0))
+    _, dsgd = convex_team(DsgdConfig(lr=schedule, batch_size=0))
+    for _ in range(800):
+        dsgt.run_round()
+        dsgd.run_round()
+    optimum = task.optimum()
+    assert relative_error(dsgt.algorithm.theta, optimum) < 1e-3
+    assert relative_error(dsgd.algorithm.theta, optimum) > 10 * relative_error(dsgt.algorithm.theta, optimum)
+
+
+ALGORITHMS = {
+    "dinno": DinnoConfig(rho_init=0.5, rho_scaling=1.01, primal_steps=3, batch_size=2,
+                         lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
+    "dinno_persistent": DinnoConfig(primal_steps=2, batch_size=2,
+                                    optimizer=OptimizerConfig(name="adam", persistent_state=True)),
+    "dsgd": DsgdConfig(batch_size=2),
+    "dsgt": DsgtConfig(batch_size=2),
+    "individual": LocalConfig(batch_size=2),
+}
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_batched_team_equals_robots_stepped_one_at_a_time(name):
+    """The team's one batched step gives the numbers R=1 robots get when each steps alone."""
+    config = ALGORITHMS[name]
+    num_robots, seed = 5, 3
+    graph = cycle_graph(num_robots)
+    task, team = convex_team(config, num_robots, seed, graph)
+    flat = team.algorithm.model
+    theta0 = team.algorithm.theta.clone()
+    datasets = task.robot_data(num_robots)
+    singles = []
+    for i in range(num_robots):
+        robot = build_algorithm(config, flat, theta0[i:i + 1])
+        data = TeamData([datasets[i]], seed, robot_indices=[i])
+        robot.initialize(data.sample)
+        singles.append((robot, data))
+    for _ in range(6):
+        outgoing = torch.cat([robot.outgoing() for robot, _ in singles])
+        for i, (robot, data) in enumerate(singles):
+            inbox = gather_inbox(outgoing, graph)
+            own = Inbox(inbox.payloads[i:i + 1], inbox.mask[i:i + 1], inbox.sender_degrees[i:i + 1])
+            robot.step(own, data.sample)
+        team.run_round()
+    one_at_a_time = torch.cat([robot.theta for robot, _ in singles])
+    torch.testing.assert_close(team.algorithm.theta, one_at_a_time, rtol=1e-10, atol=1e-10)
+    assert not torch.equal(team.algorithm.theta, theta0)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_checkpoint_resumes_exactly(name):
+    config = ALGORITHMS[name]
+    _, team = convex_team(config, 4, 1)
+    for _ in range(4):
+        team.run_round()
+    state = team.algorithm.state_dict()
+    data_state = team.data.state_dict()
+    for _ in range(3):
+        team.run_round()
+    _, fresh = convex_team(config, 4, 1)
+    fresh.algorithm.load_state_dict(state)
+    fresh.data.load_state_dict(data_state)
+    for _ in range(3):
+        fresh.run_round()
+    torch.testing.assert_close(fresh.algorithm.theta, team.algorithm.theta, rtol=0, atol=0)
+    assert fresh.algorithm.round == team.algorithm.round == 7
+
+
+def test_a_robot_without_neighbours_trains_locally():
+    """DiNNO with an empty inbox is exactly local training: a time-varying graph may isolate a robot."""
+    optimizer = OptimizerConfig(name="adam")
+    lr = LearningRateSchedule(kind="constant", start=1e-2)
+    _, alone = convex_team(DinnoConfig(primal_steps=3, batch_size=2, optimizer=optimizer, lr=lr), 3, 0, nx.empty_graph(3))
+    _, local = convex_team(LocalConfig(steps_per_round=3, batch_size=2, optimizer=optimizer, lr=lr), 3, 0, nx.empty_graph(3))
+    for _ in range(5):
+        alone.run_round()
+        local.run_round()
+    torch.testing.assert_close(alone.algorithm.theta, local.algorithm.theta, rtol=0, atol=0)
+
+
+def test_non_finite_neighbour_weights_are_rolled_back_not_spread():
+    _, team = convex_team(ALGORITHMS["dinno"], 3, 0, nx.complete_graph(3))
+    algorithm = team.algorithm
+    before = algorithm.theta.clone()
+    outgoing = algorithm.outgoing().clone()
+    outgoing[1] = float("nan")
+    inbox = gather_inbox(outgoing, nx.complete_graph(3))
+    stats = algorithm.step(inbox, team.data.sample)
+    assert stats.rejected.tolist() == [True, False, True]
+    torch.testing.assert_close(algorithm.theta[[0, 2]], before[[0, 2]], rtol=0, atol=0)
+    assert torch.isfinite(algorithm.state_dict()["dual"]).all()
+    assert torch.isfinite(algorithm.theta).all()
