@@ -1,0 +1,126 @@
+"""Typed experiment configuration, loaded from YAML and validated before anything runs."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+
+from dinno_core.algorithms.config import AlgorithmConfig, LocalConfig
+from dinno_core.graphs import GraphConfig
+from dinno_core.tasks.base import Task
+
+TASKS: dict[str, str] = {
+    "linear_regression": "dinno_core.tasks.convex",
+    "mnist": "dinno_core.tasks.mnist",
+    "mapping": "dinno_core.tasks.mapping.task",
+}
+"""Task name -> module providing ``<X>TaskConfig`` (with a ``name`` literal) and ``build_task``."""
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names every bad field and what is allowed."""
+
+
+def _task_module(name: str):
+    return importlib.import_module(TASKS[name])
+
+
+def _task_config_class(name: str) -> type[BaseModel]:
+    module = _task_module(name)
+    classes = [
+        value for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.__name__.endswith("TaskConfig")
+        and value.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        raise RuntimeError(f"{module.__name__} must define exactly one *TaskConfig class")
+    return classes[0]
+
+
+def parse_task_config(raw: Any) -> BaseModel:
+    """Validate a task section by its ``name`` against that task's own config model."""
+    if isinstance(raw, BaseModel):
+        return raw
+    if not isinstance(raw, dict) or "name" not in raw:
+        raise ValueError(f"task needs a 'name', one of: {', '.join(TASKS)}")
+    if raw["name"] not in TASKS:
+        raise ValueError(f"task.name {raw['name']!r} is unknown; allowed: {', '.join(TASKS)}")
+    return _task_config_class(raw["name"]).model_validate(raw)
+
+
+def build_task(config: BaseModel, num_robots: int, seed: int) -> Task:
+    """The task a validated task config describes."""
+    return _task_module(config.name).build_task(config, num_robots, seed)
+
+
+class ExperimentConfig(BaseModel):
+    """An offline comparison: every listed algorithm on the same task, graph, data and initial weights."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = "experiment"
+    seed: int = 0
+    rounds: PositiveInt
+    eval_every: PositiveInt = 10
+    dtype: Literal["float32", "float64"] = "float32"
+    device: Literal["cpu", "cuda"] = "cpu"
+    torch_threads: PositiveInt | None = None
+    task: Any
+    graph: GraphConfig
+    algorithms: dict[str, AlgorithmConfig] = Field(min_length=1)
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _validate_task(cls, value: Any) -> BaseModel:
+        return parse_task_config(value)
+
+    @property
+    def num_robots(self) -> int:
+        return self.graph.num_robots
+
+    def dump(self) -> dict[str, Any]:
+        """A JSON-ready copy, with the task section expanded."""
+        data = self.model_dump(mode="json", exclude={"task"})
+        data["task"] = self.task.model_dump(mode="json")
+        return data
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {location}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    """``model.model_validate(data)``, turning pydantic's error into a :class:`ConfigError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    return validate(ExperimentConfig, load_yaml(path), str(path))
+
+
+def is_centralized(config: AlgorithmConfig) -> bool:
+    return isinstance(config, LocalConfig) and config.kind == "centralized"

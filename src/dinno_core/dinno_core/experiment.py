@@ -1,0 +1,182 @@
+"""Offline experiments: run every configured algorithm from the same start, record curves,
+write ``results.json`` and plots. Entry point: ``dinno-experiment CONFIG.yaml [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dinno_core.algorithms import AlgorithmConfig, build_algorithm
+from dinno_core.config import ConfigError, ExperimentConfig, build_task, is_centralized, load_experiment_config
+from dinno_core.graphs import StaticGraph, build_graph, describe
+from dinno_core.params import FlatModel
+from dinno_core.plots import plot_curves
+from dinno_core.tasks.base import Task
+from dinno_core.team import SimulatedTeam, TeamData, consensus_error
+
+
+@dataclass
+class Curves:
+    """Metric curves of one algorithm; each metric is the mean over robots at each evaluation."""
+
+    rounds: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, round_index: int, values: dict[str, float]) -> None:
+        self.rounds.append(round_index)
+        for name, value in values.items():
+            self.metrics.setdefault(name, []).append(value)
+
+
+def initial_weights(config: ExperimentConfig, dtype: torch.dtype) -> tuple[Task, FlatModel, torch.Tensor]:
+    """A task and model built from the experiment seed; every algorithm starts from these weights."""
+    torch.manual_seed(config.seed)
+    task = build_task(config.task, config.num_robots, config.seed)
+    model = task.build_model().to(dtype)
+    flat = FlatModel(model, task.loss)
+    return task, flat, flat.initial_weights()
+
+
+def evaluate(task: Task, flat: FlatModel, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    metrics = task.evaluate(lambda inputs: flat.forward(theta, inputs.to(theta.device)))
+    if "validation_loss" not in metrics:
+        raise RuntimeError(f"task {task.name} did not report validation_loss")
+    return {name: value.detach().cpu().double() for name, value in metrics.items()}
+
+
+def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: AlgorithmConfig,
+                  theta0: torch.Tensor, progress: Progress | None) -> tuple[Curves, dict[str, Any], torch.Tensor, Task]:
+    """Train one algorithm for ``config.rounds`` rounds; returns its curves, final values, weights and task."""
+    dtype = theta0.dtype
+    torch.manual_seed(config.seed)
+    task = build_task(config.task, config.num_robots, config.seed)
+    flat = FlatModel(task.build_model().to(dtype=dtype, device=config.device), task.loss)
+    if is_centralized(algorithm_config):
+        theta = theta0[None, :]
+        data = TeamData([task.pooled_data()], config.seed)
+        graph = StaticGraph(nx.empty_graph(1))
+    else:
+        theta = theta0.repeat(config.num_robots, 1)
+        data = TeamData(task.robot_data(config.num_robots), config.seed)
+        graph = build_graph(config.graph)
+    algorithm = build_algorithm(algorithm_config, flat, theta.to(config.device))
+    task.advance(0)
+    team = SimulatedTeam(algorithm, graph, data)
+    curves = Curves()
+    job = progress.add_task(name, total=config.rounds, status="") if progress else None
+    training_loss = 0.0
+    rejected = 0
+    for round_index in range(config.rounds):
+        if round_index > 0:
+            task.advance(round_index)
+        stats = team.run_round(task.positions())
+        training_loss = float(stats.training_loss.mean())
+        rejected += int(stats.rejected.sum())
+        last = round_index == config.rounds - 1
+        if (round_index + 1) % config.eval_every == 0 or last:
+            metrics = evaluate(task, flat, algorithm.theta)
+            values = {metric: float(value.mean()) for metric, value in metrics.items()}
+            values["training_loss"] = training_loss
+            values["consensus_error"] = consensus_error(algorithm.theta)
+            curves.add(round_index + 1, values)
+            if progress is not None and job is not None:
+                progress.update(job, status=f"val loss {values['validation_loss']:.4g}")
+        if progress is not None and job is not None:
+            progress.update(job, completed=round_index + 1)
+    final_metrics = evaluate(task, flat, algorithm.theta)
+    final: dict[str, Any] = {metric: float(value.mean()) for metric, value in final_metrics.items()}
+    final.update({f"{metric}_per_robot": value.tolist() for metric, value in final_metrics.items()})
+    final["consensus_error"] = consensus_error(algorithm.theta)
+    final["rejected_updates"] = rejected
+    return curves, final, algorithm.theta.detach().cpu(), task
+
+
+def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Run every algorithm of ``config``; write ``results.json``, weights and plots under ``out_dir``."""
+    console = console or Console(stderr=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    _, flat, theta0 = initial_weights(config, dtype)
+    static = config.graph.kind != "disk"
+    results: dict[str, Any] = {
+        "config": config.dump(),
+        "num_params": flat.spec.numel,
+        "graph": describe(build_graph(config.graph).graph_at(0)) if static else {"kind": "disk", "radius": config.graph.radius},
+        "algorithms": {},
+    }
+    weights: dict[str, torch.Tensor] = {}
+    task: Task | None = None
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        for name, algorithm_config in config.algorithms.items():
+            began = time.perf_counter()
+            curves, final, theta, task = run_algorithm(config, name, algorithm_config, theta0, progress)
+            results["algorithms"][name] = {
+                "kind": algorithm_config.kind,
+                "curves": {"round": curves.rounds, **curves.metrics},
+                "final": final,
+                "seconds": time.perf_counter() - began,
+            }
+            weights[name] = theta
+    results["seconds"] = time.perf_counter() - started
+    torch.save(weights, out_dir / "weights.pt")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    figures = plot_curves(results, out_dir)
+    save_figures = getattr(task, "save_figures", None)
+    if callable(save_figures):
+        figures += save_figures(weights, flat, out_dir)
+    results["figures"] = [str(path) for path in figures]
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def summary_table(results: dict[str, Any]) -> Table:
+    metric_names = [m for m in ("validation_loss", "accuracy", "occupancy_iou", "consensus_error")
+                    if any(m in a["final"] for a in results["algorithms"].values())]
+    table = Table(title=f"{results['config']['name']}: final values (mean over robots)")
+    table.add_column("algorithm")
+    for metric in metric_names:
+        table.add_column(metric, justify="right")
+    for name, algorithm in results["algorithms"].items():
+        table.add_row(name, *[f"{algorithm['final'].get(m, float('nan')):.4f}" for m in metric_names])
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dinno-experiment", description=__doc__)
+    parser.add_argument("config", type=Path, help="experiment YAML")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>)")
+    parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        config = load_experiment_config(args.config)
+        if args.rounds is not None:
+            config = config.model_copy(update={"rounds": args.rounds})
+    except ConfigError as error:
+        console.print(f"[red]{error}[/red]", highlight=False)
+        return 2
+    out_dir = args.out or Path("results") / config.name
+    results = run_experiment(config, out_dir, console)
+    Console().print(summary_table(results))
+    console.print(f"results written to {out_dir / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
