@@ -1,0 +1,379 @@
+"""One robot's side of a round over an unreliable network (plain logic, no ROS imports).
+
+A robot at round ``k`` publishes ``theta_i^k`` tagged ``k``, collects its neighbours' round-``k``
+weights, and steps when the round is *ready*. :class:`RoundExchange` is the collector; the ROS
+node feeds it every incoming ``WeightUpdate`` from its subscription callbacks (executor thread)
+and the training thread waits on it. Everything is guarded by one lock.
+
+Rules (the numbers are the node parameters of the same name)
+------------------------------------------------------------
+Validation of every incoming message, in this order; the first failing check drops the message
+and counts it under that reason (globally and, for teammates, per link):
+
+1. ``unknown_sender``: the sender is not in the team, is this robot, or differs from the robot
+   whose topic the message came on (a misconfigured remap or a spoofed name).
+2. ``foreign_model``: the fingerprint differs from ours (another architecture).
+3. ``malformed``: ``num_params`` / ``num_vectors`` differ from ours, unknown ``encoding``, or the
+   payload length is not ``num_vectors * num_params * bytes_per_value``.
+4. ``stale``: the round is earlier than ours; it can never be used.
+5. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
+6. ``non_finite``: a NaN or Inf value.
+
+Storage: per neighbour at most two messages are held: its message for the current round ``k``
+and the *newest* message for a later round (a newer later-round message replaces an older one,
+counted as ``superseded``; a duplicate of a held round replaces it). Moving to round ``k`` frees
+everything older than ``k``.
+
+Readiness: round ``k`` is ready when every *expected* neighbour (the static neighbours, or the
+teammates in communication range) either delivered its round-``k`` message or is already past
+``k`` (it published a later round, so its round-``k`` message will never come), or when
+``round_timeout`` has passed. The robot then steps with the round-``k`` messages it has; the
+missing neighbours are simply absent from the Inbox: in DiNNO an absent neighbour contributes
+no dual/penalty term, in DSGD/DSGT no mixing weight, which is a time-varying graph.
+
+Catch-up (rejoin): if some expected neighbour's newest message is for round ``K >= k + 2`` the
+robot is *behind* the team (it restarted from an older checkpoint, or was too slow and its
+neighbours went on after their timeouts). It does not step round ``k``; it adopts the highest
+round ``K`` among its neighbours as its own round (the node sets the algorithm's round counter
+to ``K``), publishes its weights tagged ``K`` and collects round ``K`` like any round: the
+neighbours' latest messages (held, round ``K``) are that round's values, and the neighbours
+waiting in round ``K`` receive this robot's round-``K`` weights at once, so the team is in step
+again without costing anyone a timeout. A neighbour only one round ahead does not trigger
+catch-up: that is the normal skew of a synchronous team (it finished round ``k`` first), and
+stepping round ``k`` without it puts the two in step again. A robot can only catch up over at
+most ``max_round_lead`` rounds (more is ``absurd_round``); choose it larger than the rounds a
+restarting robot can miss.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from dinno_ros.weights_codec import WIRE_DTYPES, decode_values, payload_nbytes
+
+CATCH_UP_LAG = 2
+"""A neighbour at least this many rounds ahead means this robot is behind: catch up."""
+
+
+class DropReason(str, Enum):
+    """Why an incoming weight message was dropped (the ``drops`` counters' keys)."""
+
+    UNKNOWN_SENDER = "unknown_sender"
+    FOREIGN_MODEL = "foreign_model"
+    MALFORMED = "malformed"
+    STALE = "stale"
+    ABSURD_ROUND = "absurd_round"
+    NON_FINITE = "non_finite"
+
+
+@dataclass(frozen=True)
+class Received:
+    """A validated neighbour message: its values ``float32 [m, n]`` and what came with them."""
+
+    sender: str
+    round: int
+    values: np.ndarray
+    degree: int
+    received_at: float
+
+
+@dataclass
+class LinkStats:
+    """Health of the link from one teammate, as seen by this robot."""
+
+    received: int = 0
+    """Messages accepted (valid, current or later round)."""
+    used: int = 0
+    """Rounds in which its message was in this robot's inbox."""
+    missed: int = 0
+    """Rounds in which it was expected but its message was not there in time."""
+    missed_in_a_row: int = 0
+    """Consecutive expected rounds missed, up to the last decided round."""
+    last_round: int | None = None
+    """Round of its newest accepted message."""
+    last_heard: float | None = None
+    """Clock time of its newest well-formed message (accepted or stale)."""
+    drops: Counter = field(default_factory=Counter)
+    """Dropped messages by :class:`DropReason` value."""
+
+    def copy(self) -> LinkStats:
+        return LinkStats(self.received, self.used, self.missed, self.missed_in_a_row, self.last_round,
+                         self.last_heard, Counter(self.drops))
+
+
+@dataclass
+class RoundInputs:
+    """What :meth:`RoundExchange.wait_for_round` decided for one round."""
+
+    round: int
+    neighbours: dict[str, Received]
+    """The round-``k`` messages to step with, in team order (empty on catch-up/stop)."""
+    expected: tuple[str, ...]
+    missing: tuple[str, ...]
+    """Expected neighbours whose round-``k`` message is not in :attr:`neighbours`."""
+    timed_out: bool = False
+    catch_up_to: int | None = None
+    """Set when this robot is behind: do not step, move to this round instead."""
+    latest: dict[str, Received] = field(default_factory=dict)
+    """On catch-up: every expected neighbour's newest held message (for warm starts)."""
+    stopped: bool = False
+    """The exchange was closed (shutdown) while waiting."""
+
+
+@dataclass
+class ExchangeSnapshot:
+    """A consistent copy of the counters, for monitoring."""
+
+    round: int
+    drops: dict[str, int]
+    superseded: int
+    accepted: int
+    links: dict[str, LinkStats]
+    expected: tuple[str, ...]
+
+
+class RoundExchange:
+    """Collects and validates neighbours' weights round by round (thread-safe).
+
+    ``team`` lists every robot id in robot-index order; ``neighbours`` are the expected ones
+    (change them with :meth:`set_neighbours`, e.g. from positions). ``num_params`` /
+    ``num_vectors`` / ``fingerprint`` describe this robot's model and algorithm.
+    """
+
+    def __init__(self, robot_id: str, team: Iterable[str], *, fingerprint: int, num_params: int,
+                 num_vectors: int = 1, neighbours: Iterable[str] = (), max_round_lead: int = 1000,
+                 start_round: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.robot_id = robot_id
+        self.team = tuple(team)
+        if robot_id not in self.team:
+            raise ValueError(f"robot {robot_id!r} is not in the team {list(self.team)}")
+        if len(set(self.team)) != len(self.team):
+            raise ValueError(f"team has duplicate ids: {list(self.team)}")
+        if max_round_lead < 1:
+            raise ValueError(f"max_round_lead must be >= 1, got {max_round_lead}")
+        self.index = {name: i for i, name in enumerate(self.team)}
+        self.fingerprint = int(fingerprint)
+        self.num_params = int(num_params)
+        self.num_vectors = int(num_vectors)
+        self.max_round_lead = int(max_round_lead)
+        self._clock = clock
+        self._condition = threading.Condition(threading.Lock())
+        self._round = int(start_round)
+        self._expected: tuple[str, ...] = ()
+        self._held: dict[str, dict[int, Received]] = {}
+        self._links = {name: LinkStats() for name in self.team if name != robot_id}
+        self._drops: Counter = Counter()
+        self._superseded = 0
+        self._accepted = 0
+        self._closed = False
+        self.set_neighbours(neighbours)
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_neighbours(self, neighbours: Iterable[str]) -> None:
+        """The neighbours expected from now on (kept in team order)."""
+        wanted = set(neighbours)
+        unknown = wanted - set(self._links)
+        if unknown:
+            raise ValueError(f"neighbours {sorted(unknown)} are not teammates of {self.robot_id!r}")
+        with self._condition:
+            self._expected = tuple(name for name in self.team if name in wanted)
+            self._condition.notify_all()
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        with self._condition:
+            return self._expected
+
+    @property
+    def round(self) -> int:
+        with self._condition:
+            return self._round
+
+    def close(self) -> None:
+        """Wake every waiter with ``stopped=True`` (shutdown)."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    # ------------------------------------------------------------------ incoming
+
+    def receive(self, msg: Any, via: str | None = None) -> tuple[DropReason, str] | None:
+        """Validate and store one ``WeightUpdate`` (or anything with its fields).
+
+        ``via`` names the teammate whose topic it came on. Returns ``None`` if it was kept, else
+        ``(reason, detail)`` after counting the drop.
+        """
+        now = self._clock()
+        sender = str(msg.sender)
+        # Checks that need no lock come first; the payload is decoded outside the lock.
+        if sender not in self._links or (via is not None and sender != via):
+            why = "is this robot" if sender == self.robot_id else (
+                f"arrived on {via}'s topic" if sender in self._links else "is not in the team")
+            return self._drop(None, DropReason.UNKNOWN_SENDER, f"sender {sender!r} {why}")
+        if int(msg.fingerprint) != self.fingerprint:
+            return self._drop(sender, DropReason.FOREIGN_MODEL,
+                              f"fingerprint {int(msg.fingerprint):#x} != {self.fingerprint:#x}")
+        problem = self._shape_problem(msg)
+        if problem:
+            return self._drop(sender, DropReason.MALFORMED, problem)
+        round_index = int(msg.round)
+        with self._condition:
+            self._links[sender].last_heard = now
+            current = self._round
+        if round_index < current:
+            return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
+        if round_index > current + self.max_round_lead:
+            return self._drop(sender, DropReason.ABSURD_ROUND,
+                              f"round {round_index} > current {current} + max_round_lead {self.max_round_lead}")
+        values = decode_values(msg.payload, self.num_vectors, self.num_params, int(msg.encoding))
+        if not np.isfinite(values).all():
+            return self._drop(sender, DropReason.NON_FINITE, f"round {round_index} has NaN/Inf values")
+        item = Received(sender, round_index, values, int(msg.degree), now)
+        with self._condition:
+            if round_index < self._round:  # the training thread moved on while we decoded
+                self._drops[DropReason.STALE.value] += 1
+                self._links[sender].drops[DropReason.STALE.value] += 1
+                return DropReason.STALE, f"round {round_index} < current {self._round}"
+            held = self._held.setdefault(sender, {})
+            if round_index > self._round:
+                later = [r for r in held if r > self._round]
+                if any(r > round_index for r in later):
+                    self._superseded += 1  # an older later-round message: we hold a newer one
+                    return None
+                for r in later:
+                    if r != round_index:
+                        del held[r]
+                        self._superseded += 1
+            held[round_index] = item
+            link = self._links[sender]
+            link.received += 1
+            link.last_round = round_index if link.last_round is None else max(link.last_round, round_index)
+            self._accepted += 1
+            self._condition.notify_all()
+        return None
+
+    def _shape_problem(self, msg: Any) -> str | None:
+        encoding = int(msg.encoding)
+        if encoding not in WIRE_DTYPES:
+            return f"unknown encoding {encoding}"
+        if int(msg.num_params) != self.num_params:
+            return f"num_params {int(msg.num_params)} != {self.num_params}"
+        if int(msg.num_vectors) != self.num_vectors:
+            return f"num_vectors {int(msg.num_vectors)} != {self.num_vectors}"
+        nbytes = len(msg.payload)
+        expected = payload_nbytes(self.num_vectors, self.num_params, encoding)
+        if nbytes != expected:
+            return f"payload has {nbytes} bytes, expected {expected}"
+        return None
+
+    def _drop(self, sender: str | None, reason: DropReason, detail: str) -> tuple[DropReason, str]:
+        with self._condition:
+            self._drops[reason.value] += 1
+            if sender is not None:
+                self._links[sender].drops[reason.value] += 1
+        return reason, detail
+
+    # ------------------------------------------------------------------ rounds
+
+    def begin_round(self, round_index: int) -> None:
+        """This robot is now at ``round_index``: forget everything older."""
+        with self._condition:
+            self._round = int(round_index)
+            for held in self._held.values():
+                for r in [r for r in held if r < self._round]:
+                    del held[r]
+            self._condition.notify_all()
+
+    def _behind_by(self, expected: tuple[str, ...]) -> int | None:
+        """The highest round among expected neighbours if it is ``>= round + CATCH_UP_LAG``."""
+        newest = [max(self._held[j]) for j in expected if self._held.get(j)]
+        if newest and max(newest) >= self._round + CATCH_UP_LAG:
+            return max(newest)
+        return None
+
+    def _ready(self, expected: tuple[str, ...]) -> bool:
+        k = self._round
+        for j in expected:
+            held = self._held.get(j)
+            if not held or (k not in held and max(held) <= k):
+                return False
+        return True
+
+    def wait_for_round(self, round_index: int, timeout: float) -> RoundInputs:
+        """Block until round ``round_index`` is ready, the timeout passes, or :meth:`close`.
+
+        Calls :meth:`begin_round` first. See the module docstring for the rules.
+        """
+        self.begin_round(round_index)
+        deadline = self._clock() + timeout
+        with self._condition:
+            timed_out = False
+            while True:
+                expected = self._expected
+                if self._closed:
+                    return RoundInputs(round_index, {}, expected, expected, stopped=True)
+                target = self._behind_by(expected)
+                if target is not None:
+                    latest = {j: self._held[j][max(self._held[j])] for j in expected if self._held.get(j)}
+                    return RoundInputs(round_index, {}, expected, expected, catch_up_to=target, latest=latest)
+                if self._ready(expected):
+                    break
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                self._condition.wait(remaining)
+            used = {j: self._held[j][round_index] for j in expected
+                    if round_index in self._held.get(j, {})}
+            missing = tuple(j for j in expected if j not in used)
+            for j in expected:
+                link = self._links[j]
+                if j in used:
+                    link.used += 1
+                    link.missed_in_a_row = 0
+                else:
+                    link.missed += 1
+                    link.missed_in_a_row += 1
+            return RoundInputs(round_index, used, expected, missing, timed_out=timed_out)
+
+    def wait_for_neighbours(self, timeout: float) -> tuple[str, ...]:
+        """Block until every expected neighbour has been heard once (or timeout / close).
+
+        Used before the first round so that a team started process by process begins together.
+        Returns the expected neighbours still unheard.
+        """
+        deadline = self._clock() + timeout
+        with self._condition:
+            while True:
+                silent = tuple(j for j in self._expected if self._links[j].last_heard is None)
+                remaining = deadline - self._clock()
+                if not silent or self._closed or remaining <= 0:
+                    return silent
+                self._condition.wait(remaining)
+
+    # ------------------------------------------------------------------ monitoring
+
+    def snapshot(self) -> ExchangeSnapshot:
+        with self._condition:
+            return ExchangeSnapshot(
+                round=self._round,
+                drops={reason.value: self._drops.get(reason.value, 0) for reason in DropReason},
+                superseded=self._superseded,
+                accepted=self._accepted,
+                links={name: link.copy() for name, link in self._links.items()},
+                expected=self._expected,
+            )
+
+    @property
+    def total_dropped(self) -> int:
+        with self._condition:
+            return sum(self._drops.values())

@@ -1,0 +1,167 @@
+"""Weight vectors ↔ ``dinno_msgs/WeightUpdate`` without per-element Python work.
+
+The message's ``payload`` is ``uint8[]``: the little-endian bytes of ``num_vectors * num_params``
+values in the chosen encoding (float32 or float16), vector after vector.
+
+* Packing goes through one ``array.array('B').frombytes(memoryview)`` (measured fastest here:
+  about 0.6 ms for 1M float32, the generated setter keeps an ``array.array`` as it is, while a
+  list, ``bytes`` or numpy array is checked element by element when field checks are on).
+* Unpacking is ``np.frombuffer`` on the received ``array.array``: zero-copy for float32, one
+  conversion pass for float16.
+
+The numpy-level functions here import nothing from ROS, so :mod:`dinno_ros.exchange` (plain
+logic, testable without ROS) can use them; only :func:`to_message` imports ``dinno_msgs``.
+"""
+
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ENCODING_FLOAT32 = 0
+"""Same value as ``WeightUpdate.ENCODING_FLOAT32``."""
+ENCODING_FLOAT16 = 1
+"""Same value as ``WeightUpdate.ENCODING_FLOAT16``."""
+
+ENCODINGS: dict[str, int] = {"float32": ENCODING_FLOAT32, "float16": ENCODING_FLOAT16}
+"""Encoding names (the ``encoding`` node parameter) → wire code."""
+WIRE_DTYPES: dict[int, np.dtype] = {
+    ENCODING_FLOAT32: np.dtype("<f4"),
+    ENCODING_FLOAT16: np.dtype("<f2"),
+}
+"""Wire code → little-endian numpy dtype of one value."""
+
+MAX_UINT32 = 2**32 - 1
+MAX_UINT16 = 2**16 - 1
+
+
+class EncodingError(ValueError):
+    """Values that cannot be sent (non-finite, or out of the encoding's range)."""
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    """A numpy view (or copy, for torch tensors on another device / with grad) of ``values``."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # torch.Tensor, without importing torch
+        values = values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def encode_values(values: Any, encoding: int = ENCODING_FLOAT32) -> tuple[array.array, int, int]:
+    """``values [m, n]`` (or ``[n]``; numpy or torch, any float dtype) → ``(payload, m, n)``.
+
+    ``payload`` is an ``array.array('B')`` ready for ``WeightUpdate.payload``. Raises
+    :class:`EncodingError` if any value is NaN/Inf *after* encoding (so float16 overflow is
+    caught too): non-finite weights are never sent.
+    """
+    if encoding not in WIRE_DTYPES:
+        raise EncodingError(f"unknown encoding {encoding}; allowed: {sorted(WIRE_DTYPES)}")
+    data = _as_numpy(values)
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim != 2:
+        raise EncodingError(f"expected values of shape [m, n] or [n], got {data.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+        wire = np.ascontiguousarray(data, dtype=WIRE_DTYPES[encoding])
+    if not np.isfinite(wire).all():
+        kind = "non-finite" if not np.isfinite(data).all() else f"out of {WIRE_DTYPES[encoding].name} range"
+        raise EncodingError(f"refusing to encode {kind} weights")
+    payload = array.array("B")
+    payload.frombytes(memoryview(wire).cast("B"))
+    return payload, int(data.shape[0]), int(data.shape[1])
+
+
+def payload_nbytes(num_vectors: int, num_params: int, encoding: int) -> int:
+    """Expected payload length in bytes (``KeyError`` for an unknown encoding)."""
+    return num_vectors * num_params * WIRE_DTYPES[encoding].itemsize
+
+
+def decode_values(payload: Any, num_vectors: int, num_params: int, encoding: int) -> np.ndarray:
+    """Payload bytes → ``float32 [num_vectors, num_params]``.
+
+    Zero-copy (a read-only view of ``payload``) for float32; float16 is converted. Raises
+    ``ValueError`` if the length does not match or the encoding is unknown.
+    """
+    if encoding not in WIRE_DTYPES:
+        raise ValueError(f"unknown encoding {encoding}")
+    dtype = WIRE_DTYPES[encoding]
+    expected = payload_nbytes(num_vectors, num_params, encoding)
+    flat = np.frombuffer(payload, dtype=np.uint8) if not isinstance(payload, np.ndarray) else payload.view(np.uint8)
+    if flat.size != expected:
+        raise ValueError(f"payload has {flat.size} bytes, expected {expected}")
+    values = flat.view(dtype).reshape(num_vectors, num_params)
+    if encoding != ENCODING_FLOAT32:
+        values = values.astype(np.float32)
+    return values
+
+
+@dataclass
+class WeightPacket:
+    """The fields of a ``WeightUpdate`` as plain Python (for tests and non-ROS callers).
+
+    :class:`dinno_ros.exchange.RoundExchange` accepts either this or the ROS message itself:
+    both have the same attribute names.
+    """
+
+    sender: str
+    round: int
+    fingerprint: int
+    num_params: int
+    num_vectors: int
+    degree: int
+    encoding: int
+    payload: Any
+
+
+def to_packet(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
+              encoding: int = ENCODING_FLOAT32) -> WeightPacket:
+    """``values [m, n]`` → :class:`WeightPacket` (no ROS)."""
+    _check_header(round_index, degree, fingerprint)
+    payload, m, n = encode_values(values, encoding)
+    return WeightPacket(sender=sender, round=round_index, fingerprint=fingerprint, num_params=n,
+                        num_vectors=m, degree=degree, encoding=encoding, payload=payload)
+
+
+def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
+    if not 0 <= round_index <= MAX_UINT32:
+        raise EncodingError(f"round {round_index} does not fit uint32")
+    if not 0 <= degree <= MAX_UINT16:
+        raise EncodingError(f"degree {degree} does not fit uint16")
+    if not 0 <= fingerprint < 2**64:
+        raise EncodingError(f"fingerprint {fingerprint} does not fit uint64")
+
+
+def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
+               encoding: int = ENCODING_FLOAT32, stamp: Any = None) -> Any:
+    """``values [m, n]`` (numpy or torch) → ``dinno_msgs.msg.WeightUpdate``.
+
+    ``stamp`` is a ``builtin_interfaces/Time`` (e.g. ``node.get_clock().now().to_msg()``).
+    Raises :class:`EncodingError` for non-finite values.
+    """
+    from dinno_msgs.msg import WeightUpdate
+
+    _check_header(round_index, degree, fingerprint)
+    payload, m, n = encode_values(values, encoding)
+    msg = WeightUpdate()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.sender = sender
+    msg.round = round_index
+    msg.fingerprint = fingerprint
+    msg.num_params = n
+    msg.num_vectors = m
+    msg.degree = degree
+    msg.encoding = encoding
+    msg.payload = payload
+    return msg
+
+
+def from_message(msg: Any) -> np.ndarray:
+    """``WeightUpdate`` (or :class:`WeightPacket`) → ``float32 [num_vectors, num_params]``.
+
+    No validation beyond the length; :class:`dinno_ros.exchange.RoundExchange` validates
+    everything (fingerprint, sizes, finiteness) before it decodes.
+    """
+    return decode_values(msg.payload, int(msg.num_vectors), int(msg.num_params), int(msg.encoding))
