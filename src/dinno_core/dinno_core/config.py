@@ -89,10 +89,20 @@ class ExperimentConfig(BaseModel):
         return data
 
 
+_ALGORITHM_KINDS = {"dinno", "dsgd", "dsgt", "individual", "centralized"}
+
+
+def _without_union_tags(location: tuple) -> tuple:
+    """Drop the discriminator tag pydantic inserts (``algorithms.x.dinno.rho`` -> ``algorithms.x.rho``)."""
+    if len(location) > 3 and location[0] == "algorithms" and location[2] in _ALGORITHM_KINDS:
+        return location[:2] + location[3:]
+    return location
+
+
 def format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        location = ".".join(str(part) for part in _without_union_tags(item["loc"])) or "(top level)"
         lines.append(f"  {location}: {item['msg']}")
     return "\n".join(lines)
 

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.rounds is not None:
             config = config.model_copy(update={"rounds": args.rounds})
     except ConfigError as error:
-        console.print(f"[red]{error}[/red]", highlight=False)
+        print(error, file=sys.stderr)
         return 2
     out_dir = args.out or Path("results") / config.name
     results = run_experiment(config, out_dir, console)
