@@ -153,3 +153,31 @@ def test_non_finite_neighbour_weights_are_rolled_back_not_spread():
     torch.testing.assert_close(algorithm.theta[[0, 2]], before[[0, 2]], rtol=0, atol=0)
     assert torch.isfinite(algorithm.state_dict()["dual"]).all()
     assert torch.isfinite(algorithm.theta).all()
+
+
+@pytest.mark.parametrize("name", ["dinno_persistent", "dsgt"])
+def test_a_team_checkpoint_splits_into_robot_checkpoints(tmp_path, name):
+    """A robot resumed from its slice of a team checkpoint continues exactly as in the team."""
+    from dinno_core.checkpoint import load_checkpoint, save_checkpoint, select_robot
+
+    config = ALGORITHMS[name]
+    num_robots, seed = 4, 2
+    graph = cycle_graph(num_robots)
+    task, team = convex_team(config, num_robots, seed, graph)
+    for _ in range(3):
+        team.run_round()
+    save_checkpoint(tmp_path / "team.pt", {"algorithm": team.algorithm.state_dict(), "data": team.data.state_dict()})
+    state = load_checkpoint(tmp_path / "team.pt")
+    outgoing = team.algorithm.outgoing()
+    inbox = gather_inbox(outgoing, graph)
+    robot_index = 2
+    robot = build_algorithm(config, team.algorithm.model, team.algorithm.theta[robot_index:robot_index + 1])
+    robot.load_state_dict(select_robot(state["algorithm"], robot_index, num_robots))
+    data = TeamData([task.robot_data(num_robots)[robot_index]], seed, [robot_index])
+    data.load_state_dict({"generators": [state["data"]["generators"][robot_index]]})
+    own = Inbox(inbox.payloads[robot_index:robot_index + 1], inbox.mask[robot_index:robot_index + 1],
+                inbox.sender_degrees[robot_index:robot_index + 1])
+    robot.step(own, data.sample)
+    team.run_round()
+    torch.testing.assert_close(robot.theta[0], team.algorithm.theta[robot_index], rtol=1e-12, atol=1e-12)
+    assert robot.round == team.algorithm.round == 4
