@@ -74,7 +74,7 @@ $(STAMPS)/msgs: $(STAMPS)/venv $(MSGS_SRC)
 # files and the launch/config directories are linked into $(VENV)/share afterwards (what
 # `colcon build --symlink-install` does): get_package_share_directory('dinno_ros') works with
 # AMENT_PREFIX_PATH=$(VENV) and shows the live launch/ and config/ files.
-$(STAMPS)/core: $(STAMPS)/msgs $(CORE_SRC) $(wildcard launch/*.launch.py config/*.yaml)
+$(STAMPS)/core: $(STAMPS)/msgs $(CORE_SRC)
 	@echo ">> installing src/dinno_core and src/dinno_ros (editable)"
 	$(PIP) install -q --no-build-isolation --no-deps -e ./src/dinno_core -e ./src/dinno_ros
 	@share="$(VENV_ABS)/share"; index="$$share/ament_index/resource_index/packages"; \
