@@ -92,6 +92,9 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
             curves.add(round_index + 1, values)
             if progress is not None and job is not None:
                 progress.update(job, status=f"val loss {values['validation_loss']:.4g}")
+                if not progress.console.is_terminal:  # logs and CI get a line per evaluation
+                    progress.console.log(f"{name} round {round_index + 1}/{config.rounds}: "
+                                         + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
         if progress is not None and job is not None:
             progress.update(job, completed=round_index + 1)
     final_metrics = evaluate(task, flat, algorithm.theta)
