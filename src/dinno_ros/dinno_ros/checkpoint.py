@@ -1,0 +1,62 @@
+"""Atomic checkpoint and results files (write to a temporary file, fsync, rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FORMAT = 1
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``.
+
+    A reader (or a restart after SIGKILL) sees the old file or the new one, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError:
+        pass
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """``torch.save`` ``state`` (tensors, optimizer state, generator states) atomically."""
+    payload = {"format": CHECKPOINT_FORMAT, **state}
+    _atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The state saved by :func:`save_checkpoint` (tensors and plain containers only)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a dinno_ros checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, allow_nan=True).encode()
+    _atomic_write(Path(path), lambda handle: handle.write(text))

@@ -1,0 +1,76 @@
+"""What the robot reports on ``/diagnostics``: plain key/values computed from the exchange's
+counters (no ROS here; the node wraps them in ``diagnostic_msgs``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dinno_ros.exchange import DropReason, ExchangeSnapshot
+
+OK, WARN, ERROR = 0, 1, 2
+"""``diagnostic_msgs/DiagnosticStatus`` levels."""
+
+WARN_MISSED_ROUNDS = 2
+"""A neighbour that missed this many rounds in a row makes the robot's status WARN."""
+
+
+@dataclass
+class Diagnosis:
+    level: int
+    message: str
+    values: list[tuple[str, str]]
+
+
+def _fmt(value: float | int | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def diagnose(snapshot: ExchangeSnapshot, now: float, *, round_rate: float = float("nan"),
+             extra: dict[str, object] | None = None) -> Diagnosis:
+    """Per-neighbour link health (state, last message age, last round, used/missed, drops by
+    reason) and the robot's drop counters. WARN when an expected neighbour missed the last
+    :data:`WARN_MISSED_ROUNDS` rounds; ERROR when every expected neighbour did."""
+    values: list[tuple[str, str]] = [
+        ("round", str(snapshot.round)),
+        ("round_rate", _fmt(round_rate)),
+        ("neighbours", ",".join(snapshot.expected) or "-"),
+        ("messages_accepted", str(snapshot.accepted)),
+        ("messages_dropped", str(sum(snapshot.drops.values()))),
+    ]
+    values += [(f"dropped.{reason.value}", str(snapshot.drops.get(reason.value, 0))) for reason in DropReason]
+    lagging = []
+    for name, link in snapshot.links.items():
+        expected = name in snapshot.expected
+        if not expected and link.last_heard is None and not link.drops:
+            continue
+        age = None if link.last_heard is None else now - link.last_heard
+        if not expected:
+            state = "not a neighbour now"
+        elif link.last_heard is None:
+            state = "never heard"
+        elif link.missed_in_a_row >= WARN_MISSED_ROUNDS:
+            state = f"missed last {link.missed_in_a_row} rounds"
+        else:
+            state = "ok"
+        if expected and (link.last_heard is None or link.missed_in_a_row >= WARN_MISSED_ROUNDS):
+            lagging.append(name)
+        values += [
+            (f"{name}.state", state),
+            (f"{name}.last_message_age_s", _fmt(age)),
+            (f"{name}.last_round", _fmt(link.last_round)),
+            (f"{name}.rounds_used", str(link.used)),
+            (f"{name}.rounds_missed", str(link.missed)),
+            (f"{name}.dropped", " ".join(f"{k}={v}" for k, v in sorted(link.drops.items())) or "0"),
+        ]
+    for key, value in (extra or {}).items():
+        values.append((key, _fmt(value) if isinstance(value, (int, float)) or value is None else str(value)))
+    if not snapshot.expected:
+        return Diagnosis(OK, "no neighbours in range: training alone", values)
+    if lagging and len(lagging) == len(snapshot.expected):
+        return Diagnosis(ERROR, f"no neighbour heard in the last rounds ({', '.join(lagging)})", values)
+    if lagging:
+        return Diagnosis(WARN, f"neighbour(s) missing in the last rounds: {', '.join(lagging)}", values)
+    return Diagnosis(OK, f"round {snapshot.round}, {len(snapshot.expected)} neighbours ok", values)

@@ -1,0 +1,215 @@
+"""ROS parameters generated from the core's pydantic models (one source of truth).
+
+``algorithm.*`` parameters come from the model of the chosen ``algorithm.kind``
+(:class:`~dinno_core.algorithms.config.DinnoConfig`, ``DsgdConfig``, ``DsgtConfig``,
+``LocalConfig``) and ``task.*`` from the config class of the chosen ``task.name``; nested models
+become dotted names (``algorithm.lr.start``, ``algorithm.optimizer.name``). Defaults are read
+from a default instance of the model (so ``algorithm.lr.start`` defaults to DiNNO's 5e-3, not
+the schedule class's own default), types, bounds and allowed values from the field annotations.
+
+The values are validated by pydantic itself after they are read, and every error is reported
+with the full parameter name, the offending value and what is allowed. Plain logic: no rclpy
+import here (the node turns :class:`ParameterSpec` into ``declare_parameter`` calls).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from dinno_core.algorithms.config import AlgorithmConfig
+from dinno_core.config import TASKS, ConfigError
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One ROS parameter derived from a model field."""
+
+    name: str
+    default: Any
+    """``None`` means "not set": the model's own default (``None``) applies."""
+    description: str
+    constraints: str
+    """Human-readable bounds / allowed values (ParameterDescriptor.additional_constraints)."""
+    type_name: str
+    """``string``, ``integer``, ``double``, ``bool``, ``double_array`` or ``any``."""
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
+    """``(core type, constraint metadata, optional)`` of a field annotation."""
+    optional = False
+    metadata: list[Any] = []
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            args = typing.get_args(annotation)
+            annotation, metadata = args[0], metadata + list(args[1:])
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            optional = optional or len(args) < len(typing.get_args(annotation))
+            if len(args) != 1:
+                return annotation, metadata, optional
+            annotation = args[0]
+        else:
+            return annotation, metadata, optional
+
+
+def _type_name(core: Any) -> str:
+    if typing.get_origin(core) is Literal:
+        return "string"
+    if core is bool:
+        return "bool"
+    if core is int:
+        return "integer"
+    if core is float:
+        return "double"
+    if core in (str, Path):
+        return "string"
+    if typing.get_origin(core) in (tuple, list) and all(a in (float, int, Ellipsis) for a in typing.get_args(core)):
+        return "double_array"
+    return "any"
+
+
+def _constraint_text(core: Any, metadata: list[Any], optional: bool) -> str:
+    parts = []
+    if typing.get_origin(core) is Literal:
+        parts.append("one of: " + ", ".join(str(v) for v in typing.get_args(core)))
+    for item in metadata:
+        for attribute, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(item, attribute, None)
+            if value is not None:
+                parts.append(f"{symbol} {value}")
+    if typing.get_origin(core) is tuple:
+        parts.append(f"{len(typing.get_args(core))} values")
+    if optional:
+        parts.append("optional (leave unset for none)")
+    return "; ".join(parts)
+
+
+def _wire_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [float(v) for v in value]
+    return value
+
+
+def model_parameters(model: type[BaseModel], prefix: str, defaults: BaseModel | None = None,
+                     skip: tuple[str, ...] = ()) -> list[ParameterSpec]:
+    """Parameters for every field of ``model`` (recursing into nested models) under ``prefix``.
+
+    ``defaults`` is the instance whose values are the defaults (``model()`` if omitted and
+    constructible). Fields named in ``skip`` (the discriminator) are left out.
+    """
+    if defaults is None:
+        try:
+            defaults = model()
+        except ValidationError:
+            defaults = None
+    specs: list[ParameterSpec] = []
+    for field_name, info in model.model_fields.items():
+        if field_name in skip:
+            continue
+        name = f"{prefix}.{field_name}"
+        core, metadata, optional = _unwrap(info.annotation)
+        metadata = metadata + list(info.metadata)
+        if defaults is not None:
+            default = getattr(defaults, field_name)
+        else:
+            default = None if info.is_required() else info.get_default(call_default_factory=True)
+        if isinstance(core, type) and issubclass(core, BaseModel):
+            specs += model_parameters(core, name, default if isinstance(default, BaseModel) else None)
+            continue
+        doc = (info.description or "").strip()
+        description = f"{model.__name__}.{field_name}" + (f": {doc}" if doc else "")
+        specs.append(ParameterSpec(name=name, default=_wire_default(default), description=description,
+                                   constraints=_constraint_text(core, metadata, optional),
+                                   type_name=_type_name(core)))
+    return specs
+
+
+# ----------------------------------------------------------------------------- algorithms
+
+
+def algorithm_models() -> dict[str, type[BaseModel]]:
+    """``algorithm.kind`` value → its config model, read from the core's AlgorithmConfig union."""
+    union = typing.get_args(AlgorithmConfig)[0]
+    models: dict[str, type[BaseModel]] = {}
+    for model in typing.get_args(union):
+        for kind in typing.get_args(model.model_fields["kind"].annotation):
+            models[kind] = model
+    return models
+
+
+ROBOT_ALGORITHMS = ("dinno", "dsgd", "dsgt", "individual")
+"""The kinds a robot node runs (``centralized`` pools every robot's data: not a robot's job)."""
+
+
+def algorithm_parameters(kind: str) -> list[ParameterSpec]:
+    """The ``algorithm.*`` parameters of ``kind`` (besides ``algorithm.kind`` itself)."""
+    model = algorithm_models()[kind]
+    defaults = model(kind=kind) if "kind" in model.model_fields else model()
+    return model_parameters(model, "algorithm", defaults, skip=("kind",))
+
+
+def task_model(name: str) -> type[BaseModel]:
+    """The config model of task ``name`` (``ConfigError`` if unknown or not importable)."""
+    if name not in TASKS:
+        raise ConfigError(f"parameter 'task.name': {name!r} is not a task; allowed: {', '.join(TASKS)}")
+    from dinno_core import config as core_config
+
+    try:
+        return core_config._task_config_class(name)  # the core's own name → model lookup
+    except ImportError as error:
+        raise ConfigError(f"parameter 'task.name': task {name!r} is not available in this "
+                          f"installation ({error})") from None
+
+
+def task_parameters(name: str) -> list[ParameterSpec]:
+    return model_parameters(task_model(name), "task", skip=("name",))
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def nest(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``{"algorithm.lr.start": 1.0}`` → ``{"lr": {"start": 1.0}}`` for the given prefix.
+
+    ``None`` values (unset optional parameters) are left out, so the model's default applies;
+    lists become tuples only where pydantic wants them (it accepts lists for tuples).
+    """
+    tree: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None or not name.startswith(prefix + "."):
+            continue
+        parts = name[len(prefix) + 1:].split(".")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = list(value) if isinstance(value, (tuple, list)) else value
+    return tree
+
+
+def format_validation_error(error: ValidationError, prefix: str) -> list[str]:
+    """One line per problem, naming the full parameter, the value and what is allowed."""
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        name = f"{prefix}.{location}" if location else prefix
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"parameter '{name}': {item['msg']}{shown}")
+    return lines
+
+
+def validate_model(model: type[BaseModel], data: dict[str, Any], prefix: str) -> BaseModel:
+    """``model.model_validate(data)``; a :class:`ConfigError` naming the parameters otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError("\n".join(format_validation_error(error, prefix))) from None

@@ -1,0 +1,357 @@
+"""One robot's training loop over the network: plain logic, no rclpy (the node is a thin shell).
+
+The robot is the core's algorithm with ``R = 1``, built exactly as the simulated team builds
+robot ``i`` (see ``test_batched_team_equals_robots_stepped_one_at_a_time``):
+
+* ``torch.manual_seed(seed)``, ``task = build_task(task_config, N, seed)``,
+  ``model = task.build_model()`` → the same initial weights on every robot
+  (what ``dinno_core.experiment.initial_weights`` does);
+* ``build_algorithm(config, flat_model, theta0[None])``;
+* ``TeamData([dataset_i], seed, robot_indices=[i])`` → the same minibatch generator as robot
+  ``i`` of the simulated team;
+* each round an ``Inbox`` of shape ``[1, K, m, n]`` holding the K neighbour payloads that
+  arrived in time (team order), then ``algorithm.step(inbox, data.sample)``.
+
+No update rule is re-implemented here. Round rules (stale, early, timeout, catch-up) live in
+:mod:`dinno_ros.exchange`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import Tensor
+
+from dinno_core.algorithms import Inbox, build_algorithm
+from dinno_core.config import ConfigError, build_task
+from dinno_core.params import FlatModel
+from dinno_core.team import TeamData
+from dinno_ros.checkpoint import load_checkpoint, save_checkpoint, write_json
+from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
+from dinno_ros.exchange import RoundExchange, RoundInputs
+
+INLINE_WEIGHTS_MAX = 100_000
+"""Results JSON carries the final weights inline up to this many values (always also as .npy)."""
+
+
+@dataclass
+class RobotSettings:
+    """Everything a robot needs, validated (the node builds it from its parameters)."""
+
+    robot_id: str
+    team: tuple[str, ...]
+    algorithm: BaseModel
+    task: BaseModel
+    seed: int = 0
+    neighbours: tuple[str, ...] = ()
+    rounds: int = 0
+    round_timeout: float = 1.0
+    startup_timeout: float = 30.0
+    max_round_lead: int = 1000
+    dtype: str = "float32"
+    checkpoint_path: str = ""
+    checkpoint_every: int = 0
+    resume: bool = False
+    results_path: str = ""
+
+    @property
+    def index(self) -> int:
+        return self.team.index(self.robot_id)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.float64 if self.dtype == "float64" else torch.float32
+
+
+@dataclass
+class RoundReport:
+    """What one stepped round produced (for the monitoring topics)."""
+
+    round: int
+    """Rounds completed (the algorithm's round counter after the step)."""
+    training_loss: float
+    consensus_error: float
+    """Mean ``||theta_i^k - theta_j^k||`` over the neighbours heard this round (NaN if none)."""
+    rho: float
+    """DiNNO's penalty after the step; NaN for algorithms without one."""
+    round_rate: float
+    heard: tuple[str, ...]
+    missing: tuple[str, ...]
+    timed_out: bool
+    rejected: bool
+
+
+@dataclass
+class CatchUp:
+    from_round: int
+    to_round: int
+    warm_start: bool
+    at_unix: float
+
+
+@dataclass
+class TrainerState:
+    rounds_stepped: int = 0
+    timeouts: int = 0
+    rejected_updates: int = 0
+    not_sent_non_finite: int = 0
+    catch_ups: list[CatchUp] = field(default_factory=list)
+    last_report: RoundReport | None = None
+    finished: bool = False
+
+
+def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
+    """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window."""
+    if settings.task.name == "mapping":
+        return MappingDataSource.for_task(task, settings.seed + settings.index)
+    return StaticDataSource(task.robot_data(len(settings.team))[settings.index])
+
+
+class RobotTrainer:
+    """The round loop of one robot. ``publish(values [m, n], round, degree)`` sends weights;
+    ``on_round(report)`` gets every stepped round; ``before_round()`` may update the expected
+    neighbours (communication radius)."""
+
+    def __init__(self, settings: RobotSettings,
+                 make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
+                 log: Any = None) -> None:
+        self.settings = settings
+        self.log = log or logging.getLogger("dinno_ros.trainer")
+        torch.manual_seed(settings.seed)
+        self.task = build_task(settings.task, len(settings.team), settings.seed)
+        model = self.task.build_model().to(settings.torch_dtype)
+        self.flat = FlatModel(model, self.task.loss)
+        theta0 = self.flat.initial_weights()[None, :].clone()
+        self.source = make_source(self.task, settings)
+        self.data = TeamData([self.source.local_data], settings.seed, robot_indices=[settings.index])
+        self.algorithm = build_algorithm(settings.algorithm, self.flat, theta0)
+        self.fingerprint = self.flat.spec.fingerprint
+        self.num_params = self.flat.spec.numel
+        self.exchange = RoundExchange(
+            settings.robot_id, settings.team, fingerprint=self.fingerprint, num_params=self.num_params,
+            num_vectors=self.algorithm.payload_vectors, neighbours=settings.neighbours,
+            max_round_lead=settings.max_round_lead,
+        )
+        self.state = TrainerState()
+        self.resumed_from: int | None = None
+        self.started_unix = time.time()
+        self._rate = float("nan")
+        self._last_step: float | None = None
+        self._lock = threading.Lock()  # guards algorithm state between the training thread and saves
+        if settings.resume:
+            self._resume()
+        self.exchange.begin_round(self.algorithm.round)
+        self.publish: Callable[[Tensor, int, int], None] = lambda values, round_index, degree: None
+        self.on_round: Callable[[RoundReport], None] = lambda report: None
+        self.before_round: Callable[[], None] = lambda: None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _resume(self) -> None:
+        path = self.settings.checkpoint_path
+        if not os.path.exists(path):
+            self.log.warning(f"resume requested but {path} does not exist: starting from round 0")
+            return
+        state = load_checkpoint(path)
+        mine = {"robot_id": self.settings.robot_id, "fingerprint": self.fingerprint,
+                "kind": self.settings.algorithm.kind, "num_params": self.num_params}
+        wrong = {k: state.get(k) for k, v in mine.items() if state.get(k) != v}
+        if wrong:
+            raise ConfigError(f"parameter 'checkpoint_path': {path} does not belong to this robot/model: "
+                              f"it has {wrong}, expected {mine}")
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.data.load_state_dict(state["data"])
+        self.resumed_from = self.algorithm.round
+        self.log.info(f"resumed from {path} at round {self.algorithm.round}")
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "robot_id": self.settings.robot_id, "team": list(self.settings.team),
+                "fingerprint": self.fingerprint, "kind": self.settings.algorithm.kind,
+                "num_params": self.num_params, "round": self.algorithm.round,
+                "algorithm": self.algorithm.state_dict(), "data": self.data.state_dict(),
+                "saved_unix": time.time(),
+            }
+
+    def save_checkpoint(self) -> str | None:
+        if not self.settings.checkpoint_path:
+            return None
+        save_checkpoint(self.settings.checkpoint_path, self.checkpoint_state())
+        return self.settings.checkpoint_path
+
+    # ------------------------------------------------------------------ the loop
+
+    def _wait_for_data(self, stop: threading.Event) -> bool:
+        announced = False
+        while not self.source.ready():
+            if not announced:
+                self.log.info("waiting for training data (sensor stream)")
+                announced = True
+            if stop.wait(0.05):
+                return False
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        """Train until ``rounds`` are done or ``stop`` is set (then :meth:`RoundExchange.close`
+        must be called too, so a waiting round returns at once)."""
+        if not self._wait_for_data(stop):
+            return
+        with self._lock:
+            self.algorithm.initialize(self.data.sample)
+        self._warm_up()
+        if self.exchange.expected and self.settings.startup_timeout > 0:
+            self.before_round()
+            self._publish_current()  # let the neighbours hear us while we wait for them
+            silent = self.exchange.wait_for_neighbours(self.settings.startup_timeout)
+            if silent:
+                self.log.warning(f"starting without having heard {', '.join(silent)} "
+                                 f"after {self.settings.startup_timeout:g} s")
+        rounds = self.settings.rounds
+        while not stop.is_set():
+            if rounds and self.algorithm.round >= rounds:
+                self.state.finished = True
+                break
+            self.before_round()
+            k = self.algorithm.round
+            self.exchange.begin_round(k)
+            self._publish_current()
+            inputs = self.exchange.wait_for_round(k, self.settings.round_timeout)
+            if inputs.stopped or stop.is_set():
+                break
+            if inputs.catch_up_to is not None:
+                self._catch_up(k, inputs)
+                continue
+            self._step(inputs)
+            every = self.settings.checkpoint_every
+            if every and self.algorithm.round % every == 0:
+                self.save_checkpoint()
+        if self.state.finished:
+            self._publish_current()  # the final weights, for late joiners and monitors
+
+    def _warm_up(self) -> None:
+        """One throwaway forward/backward before meeting the team: torch's first call is slow
+        (lazy initialisation, seconds on a loaded machine) and would make the neighbours time
+        out in round 0. Uses its own generator, so the robot's minibatch stream is untouched."""
+        inputs, targets = self.source.local_data.sample(1, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            theta = self.algorithm.theta.clone()
+        self.flat.loss_and_grad(theta, inputs[None], targets[None])
+
+    def _publish_current(self) -> None:
+        values = self.algorithm.outgoing()[0]
+        if not torch.isfinite(values).all():  # the core rolls back non-finite updates; belt and braces
+            self.state.not_sent_non_finite += 1
+            self.log.error(f"round {self.algorithm.round}: own weights are not finite, not sending them")
+            return
+        self.publish(values, self.algorithm.round, len(self.exchange.expected))
+
+    def _inbox(self, inputs: RoundInputs) -> Inbox:
+        dtype = self.settings.torch_dtype
+        received = list(inputs.neighbours.values())
+        if not received:
+            return Inbox.empty(1, self.algorithm.payload_vectors, self.num_params, dtype)
+        payloads = torch.from_numpy(np.stack([r.values for r in received])).to(dtype)[None]
+        return Inbox(payloads=payloads, mask=torch.ones(1, len(received), dtype=torch.bool),
+                     sender_degrees=torch.tensor([[float(r.degree) for r in received]], dtype=dtype))
+
+    def _step(self, inputs: RoundInputs) -> None:
+        inbox = self._inbox(inputs)
+        with self._lock:
+            own = self.algorithm.outgoing()[0, 0].clone()
+            stats = self.algorithm.step(inbox, self.data.sample)
+        if inbox.payloads.shape[1]:
+            distances = (inbox.payloads[0, :, 0] - own).norm(dim=1)
+            consensus = float(distances.mean())
+        else:
+            consensus = float("nan")
+        now = time.monotonic()
+        if self._last_step is not None and now > self._last_step:
+            rate = 1.0 / (now - self._last_step)
+            self._rate = rate if math.isnan(self._rate) else 0.9 * self._rate + 0.1 * rate
+        self._last_step = now
+        rho = getattr(self.algorithm, "rho", None)
+        rejected = bool(stats.rejected[0])
+        self.state.rounds_stepped += 1
+        self.state.timeouts += int(inputs.timed_out)
+        self.state.rejected_updates += int(rejected)
+        if rejected:
+            self.log.warning(f"round {inputs.round}: the update went non-finite and was rolled back")
+        report = RoundReport(
+            round=self.algorithm.round, training_loss=float(stats.training_loss[0]), consensus_error=consensus,
+            rho=float(rho[0]) if rho is not None else float("nan"), round_rate=self._rate,
+            heard=tuple(inputs.neighbours), missing=inputs.missing, timed_out=inputs.timed_out, rejected=rejected,
+        )
+        self.state.last_report = report
+        self.on_round(report)
+
+    def _catch_up(self, k: int, inputs: RoundInputs) -> None:
+        target = inputs.catch_up_to
+        assert target is not None
+        if self.settings.rounds:
+            target = min(target, self.settings.rounds)
+        fresh = self.resumed_from is None and self.state.rounds_stepped == 0
+        warm = fresh and self.algorithm.payload_vectors == 1 and bool(inputs.latest)
+        with self._lock:
+            if warm:  # nothing of our own yet: start from the neighbours' mean instead of theta0
+                mean = np.mean([r.values[0] for r in inputs.latest.values()], axis=0)
+                self.algorithm.parameter.data.copy_(torch.from_numpy(mean).to(self.settings.torch_dtype)[None])
+            self.algorithm.round = target
+        self.state.catch_ups.append(CatchUp(k, target, warm, time.time()))
+        self.log.warning(f"behind the team: neighbours are at round {inputs.catch_up_to}, we were at {k}; "
+                         f"adopting round {target}" + (" (warm start from their mean)" if warm else ""))
+
+    # ------------------------------------------------------------------ results
+
+    def results(self) -> dict[str, Any]:
+        snap = self.exchange.snapshot()
+        report = self.state.last_report
+        with self._lock:
+            theta = self.algorithm.theta[0].detach().cpu().numpy().astype(np.float64)
+            rounds_done = self.algorithm.round
+        return {
+            "robot": self.settings.robot_id, "team": list(self.settings.team), "index": self.settings.index,
+            "algorithm": self.settings.algorithm.kind, "task": self.settings.task.name,
+            "fingerprint": self.fingerprint, "num_params": self.num_params,
+            "rounds_done": rounds_done, "rounds_stepped_this_run": self.state.rounds_stepped,
+            "finished": self.state.finished, "resumed_from_round": self.resumed_from,
+            "timeouts": self.state.timeouts, "rejected_updates": self.state.rejected_updates,
+            "not_sent_non_finite": self.state.not_sent_non_finite,
+            "catch_ups": [vars(c) for c in self.state.catch_ups],
+            "drops": snap.drops, "messages_dropped": sum(snap.drops.values()),
+            "accepted": snap.accepted, "superseded": snap.superseded,
+            "links": {name: {"received": link.received, "used": link.used, "missed": link.missed,
+                             "last_round": link.last_round, "drops": dict(link.drops)}
+                      for name, link in snap.links.items()},
+            "neighbours": list(snap.expected),
+            "last_metrics": None if report is None else {
+                "round": report.round, "training_loss": report.training_loss,
+                "consensus_error": report.consensus_error, "rho": report.rho, "round_rate": report.round_rate,
+                "heard": list(report.heard)},
+            "data": self.source.stats(),
+            "elapsed_s": time.time() - self.started_unix,
+            "weights": theta.tolist() if theta.size <= INLINE_WEIGHTS_MAX else None,
+        }
+
+    def write_results(self) -> str | None:
+        path = self.settings.results_path
+        if not path:
+            return None
+        results = self.results()
+        weights_path = str(Path(path).with_suffix("")) + ".weights.npy"
+        with self._lock:
+            np.save(weights_path, self.algorithm.theta[0].detach().cpu().numpy())
+        results["weights_path"] = weights_path
+        write_json(path, results)
+        return path
