@@ -1,0 +1,591 @@
+"""dinno-team: run a team of DiNNO robot nodes (one process each) on this machine.
+
+    dinno-team CONFIG.yaml [--out DIR] [--duration S] [--quiet]
+
+Starts every robot node (and the simulator, when the config has one) as its own process
+(``python -m <module> --ros-args ...`` with a params file written from the team spec), shows
+live progress from the robots' ``dinno/status`` topics, and stops everything cleanly when every
+robot has finished its rounds, ``--duration`` has passed, or on Ctrl-C / SIGTERM: SIGINT,
+wait ``shutdown.sigint_timeout``, SIGTERM, wait ``shutdown.sigterm_timeout``, SIGKILL. A second
+Ctrl-C skips to the next step. Children run in their own sessions (a terminal's Ctrl-C reaches
+only dinno-team, which stops them in order) and get SIGTERM from the kernel if dinno-team
+itself dies, even by SIGKILL (``PR_SET_PDEATHSIG``, Linux), so none is left behind.
+
+Results folder (``--out``, default the config's ``results_dir`` or ``results/<name>``)::
+
+    team.json                 config, graph, per-process exit status and commands, each robot's
+                              results (the node's results_path JSON), status history curves
+    training_loss.png, consensus_error.png     one curve per robot (from the status history)
+    config.yaml               the validated config
+    params/<robot>.params.yaml                 the ROS parameters each process got
+    logs/<robot>.log          each process's stdout and stderr; logs/ros/ holds ROS's own log
+                              files unless ROS_LOG_DIR is set
+    robots/<robot>.json       written by each robot node on exit
+
+Exit status: 0 when the team ran to the end (all rounds, or --duration), 1 when a process
+crashed, had to be killed or failed to stop cleanly, 2 for a bad config, 130 / 143 when stopped
+by SIGINT / SIGTERM without any failure.
+
+Shared memory: a Fast DDS participant killed with SIGKILL leaves ``/dev/shm/fastdds_*`` files.
+After a SIGKILL dinno-team runs Fast DDS' own cleaner (``fastdds shm clean``), which removes
+only segments and ports whose owning process is gone (their lock files are free), never those
+of live processes. The file names carry no PID, so it can't be limited to the children it
+killed: stale files of other dead processes on the machine go too (harmless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from dinno_ros.progress import TeamProgress, create_status_monitor
+from dinno_ros.team_spec import (
+    ConfigError,
+    ProcessSpec,
+    TeamConfig,
+    TeamSpec,
+    build_team_spec,
+    command_line,
+    load_team_config,
+    process_command,
+    write_params_files,
+)
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+_CLEAN_EXIT_CODES = {0, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
+
+
+_EXEC_WITH_PARENT_DEATH_SIGNAL = (
+    "import ctypes, os, signal, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(143)  # dinno-team died before the prctl\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+"""A tiny launcher: asks the kernel to SIGTERM the process when dinno-team dies, then execs the
+real command (same PID). Thread-safe, unlike a ``preexec_fn``: dinno-team's rclpy and rich
+threads are already running when it starts children."""
+
+
+def _with_parent_death_signal(command: list[str], python: str) -> list[str]:
+    return [python, "-c", _EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()), *command]
+
+
+@dataclass
+class Child:
+    """One started process and what happened to it."""
+
+    spec: ProcessSpec
+    command: list[str]
+    log_path: Path
+    params_file: str
+    popen: subprocess.Popen | None = None
+    started_at: float = 0.0
+    exit_code: int | None = None
+    ended_at: float | None = None
+    state: str = "starting"
+    signals_sent: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.exit_code is None
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("crashed", "killed", "failed", "failed to start")
+
+
+class Supervisor:
+    """Starts, watches and stops a team's processes."""
+
+    def __init__(self, spec: TeamSpec, params_files: dict[str, str], log_dir: Path,
+                 env: dict[str, str], python: str = sys.executable) -> None:
+        self.spec = spec
+        self.env = env
+        self.python = python
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.children = [
+            Child(spec=process, command=process_command(process, python, params_files[process.key]),
+                  log_path=log_dir / f"{process.key}.log", params_file=params_files[process.key])
+            for process in spec.processes
+        ]
+        self.stop_requested = False
+
+    @property
+    def robots(self) -> list[Child]:
+        return [c for c in self.children if c.spec.role == "robot"]
+
+    def start(self) -> None:
+        for child in self.children:
+            with open(child.log_path, "wb") as log:
+                log.write(f"$ {command_line(child.command)}\n".encode())
+                log.flush()
+                try:
+                    child.popen = subprocess.Popen(
+                        _with_parent_death_signal(child.command, self.python), stdin=subprocess.DEVNULL,
+                        stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+                    )
+                except OSError as error:
+                    child.state, child.error = "failed to start", str(error)
+                    continue
+            child.started_at = time.monotonic()
+            child.state = "running"
+
+    def poll(self) -> list[Child]:
+        """Collect exits; returns the children that exited since the last call."""
+        exited = []
+        for child in self.children:
+            if child.running and child.popen.poll() is not None:
+                child.exit_code = child.popen.returncode
+                child.ended_at = time.monotonic()
+                child.state = self._exit_state(child)
+                exited.append(child)
+        return exited
+
+    def _exit_state(self, child: Child) -> str:
+        code = child.exit_code
+        if "SIGKILL" in child.signals_sent:
+            return "killed"
+        if not child.signals_sent:
+            return "finished" if code == 0 else "crashed"
+        return "stopped" if code in _CLEAN_EXIT_CODES else "failed"
+
+    def all_robots_exited(self) -> bool:
+        return all(not c.running for c in self.robots)
+
+    def signal_running(self, sig: signal.Signals) -> None:
+        for child in self.children:
+            if child.running:
+                try:
+                    child.popen.send_signal(sig)
+                except ProcessLookupError:
+                    continue
+                child.signals_sent.append(sig.name)
+                if child.state == "running":
+                    child.state = "stopping"
+
+    @property
+    def any_running(self) -> bool:
+        return any(c.running for c in self.children)
+
+    @property
+    def killed_any(self) -> bool:
+        return any("SIGKILL" in c.signals_sent for c in self.children)
+
+    def summary(self, results_dir: Path) -> dict[str, Any]:
+        out = {}
+        for child in self.children:
+            out[child.spec.key] = {
+                "role": child.spec.role,
+                "node": child.spec.fully_qualified_name,
+                "state": child.state,
+                "exit_code": child.exit_code,
+                "signals_sent": child.signals_sent,
+                "seconds": None if child.ended_at is None else round(child.ended_at - child.started_at, 3),
+                "command": command_line(child.command),
+                "params_file": _relative(child.params_file, results_dir),
+                "log": _relative(child.log_path, results_dir),
+                **({"error": child.error} if child.error else {}),
+            }
+        return out
+
+
+def _relative(path: str | Path, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM handlers: the first asks for a stop, later ones hurry it along."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.received is None:
+            self.received = signal.Signals(signum)
+
+
+def clean_fastdds_shm(env: dict[str, str]) -> str:
+    """Run Fast DDS' shared-memory cleaner in a subprocess; returns its report.
+
+    Subprocess, not in-process: the cleaner probes lock files with fcntl locks, and closing
+    such a file in a process that holds a lock on it would drop that process's own lock.
+    """
+    candidates = [Path(sys.prefix) / "tools" / "fastdds"]
+    candidates += [Path(p) / "tools" / "fastdds" for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    for tools in candidates:
+        if (tools / "shm" / "clean.py").is_file():
+            code = "import sys; sys.path.insert(0, sys.argv[1]); from shm.clean import Clean; Clean().run(False)"
+            command = [sys.executable, "-c", code, str(tools)]
+            break
+    else:
+        fastdds = shutil.which("fastdds", path=env.get("PATH"))
+        if fastdds is None:
+            return "Fast DDS shm cleaner not found; run `fastdds shm clean` by hand"
+        command = [fastdds, "shm", "clean"]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"fastdds shm clean failed: {error}"
+    return (done.stdout + done.stderr).strip().replace("\n", "; ")
+
+
+def plot_history(history: dict[str, dict[str, list]], out_dir: Path, title: str) -> list[Path]:
+    """``training_loss.png`` and ``consensus_error.png``: one curve per robot against round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for metric in ("training_loss", "consensus_error"):
+        figure, axes = plt.subplots(figsize=(6, 4))
+        finite = {robot: [(r, v) for r, v in zip(curves["round"], curves[metric]) if v is not None and math.isfinite(v)]
+                  for robot, curves in history.items()}
+        # Log scale over the positive values (the first round's consensus error is exactly 0).
+        log_scale = any(v > 0 for points in finite.values() for _, v in points)
+        plotted = False
+        for robot, points in finite.items():
+            points = [(r, v) for r, v in points if v > 0] if log_scale else points
+            if points:
+                rounds, values = zip(*points)
+                axes.plot(rounds, values, label=robot)
+                plotted = True
+        axes.set_xlabel("round")
+        axes.set_ylabel(metric.replace("_", " "))
+        if plotted and log_scale:
+            axes.set_yscale("log")
+        if plotted:
+            axes.legend(fontsize="small")
+        else:
+            axes.text(0.5, 0.5, "no status received", ha="center", va="center", transform=axes.transAxes)
+        axes.grid(alpha=0.3)
+        axes.set_title(f"{title}: {metric.replace('_', ' ')} per robot")
+        figure.tight_layout()
+        path = out_dir / f"{metric}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    try:
+        return json.loads(path.read_text()), None
+    except FileNotFoundError:
+        return None, f"{path} was not written"
+    except (OSError, ValueError) as error:
+        return None, f"{path}: {error}"
+
+
+def unknown_robot_parameters(process: ProcessSpec) -> list[str]:
+    """Parameters in a robot's spec that the robot node does not declare (it would exit with 2).
+
+    Uses the node's own tables (:data:`dinno_ros.robot_node.NODE_PARAMETERS` and the
+    ``algorithm.*`` / ``task.*`` parameters generated from the core's models), so the check is
+    the node's.
+    """
+    from dinno_ros.parameters import ROBOT_ALGORITHMS, algorithm_parameters, task_parameters
+    from dinno_ros.robot_node import NODE_PARAMETERS
+
+    params = process.parameters
+    known = {entry[0] for entry in NODE_PARAMETERS} | {"algorithm.kind", "task.name", "use_sim_time"}
+    if params.get("algorithm.kind") in ROBOT_ALGORITHMS:
+        known |= {p.name for p in algorithm_parameters(params["algorithm.kind"])}
+    try:
+        known |= {p.name for p in task_parameters(params.get("task.name", ""))}
+    except ConfigError:
+        pass
+    return sorted(set(params) - known)
+
+
+def check_robot_parameters(spec: TeamSpec) -> None:
+    """:class:`ConfigError` naming each robot parameter the node would reject as unknown."""
+    problems = []
+    for process in spec.robot_processes:
+        for name in unknown_robot_parameters(process):
+            problems.append(f"  {process.key}: parameter {name!r} is not a robot node parameter "
+                            "(from 'parameters' or 'robot_overrides')")
+    if problems:
+        from dinno_ros.robot_node import NODE_PARAMETERS
+
+        known = ", ".join(entry[0] for entry in NODE_PARAMETERS)
+        raise ConfigError("invalid team config\n" + "\n".join(problems) + f"\n  robot node parameters: {known}")
+
+
+class TeamRun:
+    """One run of a team: start, watch, stop, collect."""
+
+    def __init__(self, config: TeamConfig, out_dir: Path, duration: float | None, console: Console,
+                 live: bool, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.out_dir = out_dir.resolve()
+        self.duration = duration
+        self.console = console
+        self.live = live
+        self.env = dict(os.environ if env is None else env)  # passed through; keys only added
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.env.setdefault("ROS_LOG_DIR", str(self.out_dir / "logs" / "ros"))
+        self.spec = build_team_spec(config, results_dir=self.out_dir)
+        self.stop_reason = ""
+
+    def prepare(self) -> Supervisor:
+        out = self.out_dir
+        (out / "robots").mkdir(parents=True, exist_ok=True)
+        for robot in self.spec.robots:  # a stale file from an earlier run must not pass as this run's
+            (out / "robots" / f"{robot}.json").unlink(missing_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(self.config.dump(), sort_keys=False))
+        params = write_params_files(self.spec, out / "params")
+        return Supervisor(self.spec, params, out / "logs", self.env)
+
+    def run(self) -> int:
+        """Start, watch, stop and collect; the exit status (see the module docstring)."""
+        supervisor = self.prepare()
+        progress = TeamProgress(self.spec.robots, self.spec.rounds,
+                                extra=[p.key for p in self.spec.processes if p.role != "robot"])
+        started = time.monotonic()
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        with _StopSignals() as signals:
+            context = rclpy.Context()
+            rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+            executor = SingleThreadedExecutor(context=context)
+            monitor = None
+            try:
+                # The monitor first, so that it is discovered by the time the robots publish.
+                monitor = create_status_monitor(
+                    progress, {p.key: p.status_topic for p in self.spec.robot_processes}, context=context)
+                executor.add_node(monitor)
+                supervisor.start()
+                self._sync_states(supervisor, progress)
+                self._watch(supervisor, progress, executor, signals, started)
+                self._stop(supervisor, progress, executor, signals)
+            finally:
+                if supervisor.any_running:  # an exception above: never leave children behind
+                    supervisor.signal_running(signal.SIGKILL)
+                    for child in supervisor.children:
+                        if child.popen is not None:
+                            child.popen.wait()
+                    supervisor.poll()
+                executor.shutdown()
+                if monitor is not None:
+                    monitor.destroy_node()
+                rclpy.try_shutdown(context=context)
+        shm_report = clean_fastdds_shm(self.env) if supervisor.killed_any else None
+        self._sync_states(supervisor, progress)
+        results = self._collect(supervisor, progress, time.monotonic() - started, signals.received, shm_report)
+        return self._exit_code(supervisor, signals.received, results)
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def _display(self):
+        if self.live:
+            return Live(console=self.console, refresh_per_second=4, transient=False)
+        return None
+
+    def _watch(self, supervisor: Supervisor, progress: TeamProgress, executor: Any,
+               signals: _StopSignals, started: float) -> None:
+        live = self._display()
+        last_line = time.monotonic()
+        if live is not None:
+            live.start()
+        try:
+            while True:
+                executor.spin_once(timeout_sec=0.1)
+                for child in supervisor.poll():
+                    self._report_exit(child)
+                self._sync_states(supervisor, progress)
+                if signals.received is not None:
+                    self.stop_reason = f"{signals.received.name} received"
+                    break
+                if self.duration is not None and time.monotonic() - started >= self.duration:
+                    self.stop_reason = f"duration {self.duration:g} s passed"
+                    break
+                if supervisor.all_robots_exited():
+                    self.stop_reason = "every robot exited" if any(c.failed for c in supervisor.robots) \
+                        else "every robot finished its rounds"
+                    break
+                if live is not None:
+                    live.update(progress.table(self.spec.name))
+                elif time.monotonic() - last_line >= 10.0:
+                    self.console.print(progress.summary_line(), highlight=False, soft_wrap=True)
+                    last_line = time.monotonic()
+            if live is not None:
+                live.update(progress.table(self.spec.name))
+        finally:
+            if live is not None:
+                live.stop()
+
+    def _report_exit(self, child: Child) -> None:
+        if child.failed:
+            self.console.print(Text(f"{child.spec.key} {child.state} (exit code {child.exit_code}); "
+                                    f"see {child.log_path}", style="red"))
+
+    def _stop(self, supervisor: Supervisor, progress: TeamProgress, executor: Any, signals: _StopSignals) -> None:
+        if not supervisor.any_running:
+            return
+        self.console.print(f"stopping ({self.stop_reason})", highlight=False)
+        timeouts = self.spec.shutdown
+        steps = [(signal.SIGINT, timeouts["sigint_timeout"]), (signal.SIGTERM, timeouts["sigterm_timeout"]),
+                 (signal.SIGKILL, 10.0)]
+        for sig, timeout in steps:
+            if not supervisor.any_running:
+                break
+            supervisor.signal_running(sig)
+            if sig is not signal.SIGINT:
+                running = ", ".join(c.spec.key for c in supervisor.children if c.running)
+                self.console.print(f"[yellow]sent {sig.name} to {running}[/yellow]", highlight=False)
+            self._sync_states(supervisor, progress)
+            signals_before = signals.count
+            deadline = time.monotonic() + timeout
+            while supervisor.any_running and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.05)  # keeps taking the robots' last statuses
+                for child in supervisor.poll():
+                    self._report_exit(child)
+                if signals.count > signals_before:  # another Ctrl-C: go to the next step now
+                    break
+        supervisor.poll()
+
+    def _sync_states(self, supervisor: Supervisor, progress: TeamProgress) -> None:
+        for child in supervisor.children:
+            entry = progress.robots.get(child.spec.key) or progress.extra.get(child.spec.key)
+            state = child.state
+            if state == "running" and entry.state in ("starting", "running"):
+                continue  # the monitor tells starting (no status yet) from running
+            detail = "" if child.exit_code is None else f"exit {child.exit_code}"
+            progress.set_state(child.spec.key, state, detail)
+
+    def _collect(self, supervisor: Supervisor, progress: TeamProgress, seconds: float,
+                 received: signal.Signals | None, shm_report: str | None) -> dict[str, Any]:
+        out = self.out_dir
+        robots: dict[str, Any] = {}
+        for process in self.spec.robot_processes:
+            data, problem = _read_json(Path(process.parameters["results_path"]))
+            entry = progress.robots[process.key]
+            robots[process.key] = {
+                "results": data,
+                **({"results_error": problem} if problem else {}),
+                "last_status": {
+                    "round": entry.round, "training_loss": _json_number(entry.training_loss),
+                    "consensus_error": _json_number(entry.consensus_error), "rho": _json_number(entry.rho),
+                    "round_rate": _json_number(entry.round_rate), "messages_dropped": entry.messages_dropped,
+                    "neighbours_heard": list(entry.neighbours_heard),
+                },
+            }
+        team = {
+            "name": self.spec.name,
+            "stop_reason": self.stop_reason,
+            "signal": None if received is None else received.name,
+            "seconds": round(seconds, 3),
+            "robots_ids": list(self.spec.robots),
+            "graph": self.spec.graph,
+            "config": self.spec.config,
+            "processes": supervisor.summary(out),
+            "robots": robots,
+            "history": progress.history(),
+            "status_messages": progress.messages,
+            "shm_cleanup": shm_report,
+        }
+        path = out / "team.json"
+        path.write_text(json.dumps(team, indent=2))
+        try:
+            team["figures"] = [p.name for p in plot_history(team["history"], out, self.spec.name)]
+        except Exception as error:  # plots are a convenience; team.json is the result
+            team["figures_error"] = str(error)
+        path.write_text(json.dumps(team, indent=2))
+        self._print_summary(team)
+        return team
+
+    def _print_summary(self, team: dict[str, Any]) -> None:
+        self.console.print(f"{team['name']}: {team['stop_reason']} after {team['seconds']:.1f} s", highlight=False)
+        for key, info in team["processes"].items():
+            colour = "red" if info["state"] in ("crashed", "killed", "failed", "failed to start") else "green"
+            self.console.print(f"  [{colour}]{key}: {info['state']}[/{colour}] (exit code {info['exit_code']}, "
+                               f"log {info['log']})", highlight=False)
+        for robot, info in team["robots"].items():
+            if "results_error" in info:
+                self.console.print(Text(f"  {robot}: {info['results_error']}", style="yellow"))
+        if team["shm_cleanup"]:
+            self.console.print(f"  shared memory: {team['shm_cleanup']}", highlight=False)
+        self.console.print(f"results written to {self.out_dir / 'team.json'}", highlight=False)
+
+    @staticmethod
+    def _exit_code(supervisor: Supervisor, received: signal.Signals | None, results: dict[str, Any]) -> int:
+        if any(c.failed for c in supervisor.children):
+            return EXIT_FAILURE
+        if received is not None:
+            return 128 + int(received)
+        return EXIT_OK
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dinno-team", description="Run a team of DiNNO robot nodes, one process each, on this machine.")
+    parser.add_argument("config", type=Path, help="team config YAML (e.g. config/team_convex.yaml)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default: the config's results_dir, else results/<name>)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop the team after this many seconds (default: when every robot is done)")
+    parser.add_argument("--quiet", action="store_true", help="no live table (a summary line every 10 s)")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        config = load_team_config(args.config)
+    except ConfigError as error:
+        console.print(Text(str(error), style="red"))
+        return EXIT_CONFIG
+    if args.duration is not None and args.duration <= 0:
+        console.print("[red]--duration must be positive[/red]")
+        return EXIT_CONFIG
+    if config.rounds == 0 and args.duration is None:
+        console.print("rounds is 0: the team runs until Ctrl-C (or use --duration)", highlight=False)
+    out_dir = args.out or Path(config.results_dir or Path("results") / config.name)
+    run = TeamRun(config, out_dir, args.duration, console, live=console.is_terminal and not args.quiet)
+    try:
+        check_robot_parameters(run.spec)
+    except ConfigError as error:
+        console.print(Text(f"{args.config}: {error}", style="red"))
+        return EXIT_CONFIG
+    return run.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
