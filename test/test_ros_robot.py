@@ -1,0 +1,310 @@
+"""The robot's parts below the ROS node: parameters generated from the core's models, the trainer
+loop (in-process team, checkpoint/resume, catch-up warm start), data sources, diagnostics; and
+the node's parameter validation (in-process and as a process exiting with status 2)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import threading
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+from dinno_core.algorithms import DinnoConfig, DsgtConfig, LearningRateSchedule, OptimizerConfig, build_algorithm
+from dinno_core.algorithms.config import LocalConfig
+from dinno_core.config import ConfigError, build_task
+from dinno_core.graphs import StaticGraph
+from dinno_core.params import FlatModel
+from dinno_core.tasks.convex import ConvexTaskConfig
+from dinno_core.team import SimulatedTeam, TeamData
+from dinno_ros.exchange import ExchangeSnapshot, LinkStats
+from dinno_ros.monitoring import ERROR, OK, WARN, diagnose
+from dinno_ros.parameters import (
+    ROBOT_ALGORITHMS,
+    algorithm_models,
+    algorithm_parameters,
+    nest,
+    task_parameters,
+    validate_model,
+)
+from dinno_ros.robot_process import robot_command
+from dinno_ros.trainer import RobotSettings, RobotTrainer
+from dinno_ros.weights_codec import to_packet
+
+# ------------------------------------------------------------------------------ parameters
+
+
+def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
+    specs = {s.name: s for s in algorithm_parameters("dinno")}
+    assert set(specs) == {
+        "algorithm.rho_init", "algorithm.rho_scaling", "algorithm.rho_max", "algorithm.primal_steps",
+        "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
+        "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
+        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds"}
+    assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
+    assert specs["algorithm.rho_max"].default is None and "optional" in specs["algorithm.rho_max"].constraints
+    assert specs["algorithm.optimizer.name"].constraints == "one of: adam, adamw, sgd, rmsprop"
+    assert specs["algorithm.rho_init"].constraints == "> 0"
+    assert specs["algorithm.optimizer.betas"].type_name == "double_array"
+    individual = {s.name: s.default for s in algorithm_parameters("individual")}
+    assert individual["algorithm.optimizer.persistent_state"] is True  # LocalConfig's own default
+    assert set(ROBOT_ALGORITHMS) <= set(algorithm_models())
+    assert {s.name for s in task_parameters("linear_regression")} == {
+        "task.num_features", "task.rows_per_robot", "task.noise_std"}
+
+
+def test_parameter_values_validate_through_the_core_models():
+    raw = {s.name: s.default for s in algorithm_parameters("dinno")}
+    raw.update({"algorithm.lr.kind": "log", "algorithm.lr.end": 1e-4, "algorithm.lr.rounds": 100,
+                "algorithm.optimizer.betas": [0.8, 0.99], "algorithm.rho_init": 2})
+    config = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
+    assert config.lr.rounds == 100 and config.optimizer.betas == (0.8, 0.99) and config.rho_init == 2.0
+    with pytest.raises(ConfigError) as error:
+        validate_model(DinnoConfig, nest({"algorithm.rho_scaling": 0.5, "algorithm.optimizer.name": "lbfgs"},
+                                         "algorithm"), "algorithm")
+    text = str(error.value)
+    assert "parameter 'algorithm.rho_scaling'" in text and "got 0.5" in text
+    assert "parameter 'algorithm.optimizer.name'" in text and "'adam', 'adamw', 'sgd' or 'rmsprop'" in text
+
+
+@pytest.fixture
+def ros_context():
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)
+
+
+def make_node(context, **overrides):
+    from rclpy.parameter import Parameter
+
+    from dinno_ros.robot_node import RobotNode
+
+    params = {"robot_id": "robot_0", "team": ["robot_0", "robot_1"], "neighbours": ["robot_1"]}
+    params.update(overrides)
+    return RobotNode(context=context, namespace="/robot_0",
+                     parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+def test_node_rejects_bad_parameters_naming_each_one(ros_context):
+    with pytest.raises(ConfigError) as error:
+        make_node(ros_context, **{"algorithm.kind": "centralized", "task.name": "mnist", "task.split": "by_robot",
+                                  "round_timeout": -1.0, "neighbours": ["robot_7"], "dtype": "float8",
+                                  "resume": True, "task.bogus": 1, "neighbour_weights_topic": "/x/weights"})
+    text = str(error.value)
+    for expected in ("parameter 'algorithm.kind': 'centralized' is not allowed; allowed: dinno, dsgd, dsgt, individual",
+                     "parameter 'task.split'", "parameter 'round_timeout': must be > 0",
+                     "parameter 'neighbours': ['robot_7'] are not teammates",
+                     "parameter 'dtype': 'float8' is not allowed", "parameter 'checkpoint_path' is required",
+                     "parameter 'task.bogus' is unknown", "parameter 'neighbour_weights_topic': must contain {robot}"):
+        assert expected in text, (expected, text)
+
+
+def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, tmp_path):
+    node = make_node(ros_context, **{"algorithm.kind": "dsgt", "algorithm.lr.start": 1, "robot_id": "",
+                                     "checkpoint_path": str(tmp_path / "{robot}.pt"), "round_timeout": 2})
+    try:
+        settings = node.settings
+        assert settings.robot_id == "robot_0"  # from the namespace
+        assert isinstance(settings.algorithm, DsgtConfig) and settings.algorithm.lr.start == 1.0
+        assert settings.round_timeout == 2.0 and settings.checkpoint_path == str(tmp_path / "robot_0.pt")
+        assert node.trainer.algorithm.payload_vectors == 2 and node.exchange.num_vectors == 2
+        for name in ("team", "round_timeout", "algorithm.lr.start", "task.num_features", "algorithm.kind"):
+            descriptor = node.describe_parameter(name)
+            assert descriptor.description, name
+        assert "one of" in node.describe_parameter("algorithm.lr.kind").additional_constraints
+        topics = {name for name, _ in node.get_publisher_names_and_types_by_node(node.get_name(), "/robot_0")}
+        assert {"/robot_0/dinno/weights", "/robot_0/dinno/status", "/robot_0/dinno/consensus_error",
+                "/robot_0/dinno/rho", "/robot_0/dinno/round_rate", "/robot_0/dinno/training_loss",
+                "/diagnostics"} <= topics
+    finally:
+        node.destroy_node()
+
+
+def test_node_process_exits_with_status_2_on_bad_parameters(ros_env):
+    command = robot_command("robot_0", overrides={"team": ["robot_0", "robot_1"], "neighbours": ["robot_1"],
+                                                  "algorithm.rho_init": -1.0})
+    result = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "parameter 'algorithm.rho_init': Input should be greater than 0" in result.stderr
+
+
+# --------------------------------------------------------------------------------- trainer
+
+CONFIG = DinnoConfig(rho_init=0.5, primal_steps=3, batch_size=2, optimizer=OptimizerConfig(name="adam"),
+                     lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10))
+TASK = ConvexTaskConfig()
+
+
+def settings_for(robot, team, rounds, tmp_path=None, resume=False, config=CONFIG, **extra):
+    neighbours = tuple(r for r in team if r != robot)
+    return RobotSettings(robot_id=robot, team=tuple(team), algorithm=config, task=TASK, seed=3,
+                         neighbours=neighbours, rounds=rounds, round_timeout=10.0, startup_timeout=10.0,
+                         checkpoint_path=str(tmp_path / f"{robot}.pt") if tmp_path else "", resume=resume, **extra)
+
+
+def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG):
+    """The plain trainers of a complete graph wired together directly (no ROS), one thread each."""
+    trainers = {r: RobotTrainer(settings_for(r, team, rounds, tmp_path, resume, config)) for r in team}
+
+    def wire(sender):
+        def publish(values, round_index, degree):
+            packet = to_packet(values, sender=sender, round_index=round_index,
+                               fingerprint=trainers[sender].fingerprint, degree=degree)
+            for other, trainer in trainers.items():
+                if other != sender:
+                    trainer.exchange.receive(packet, via=sender)
+        return publish
+
+    for robot, trainer in trainers.items():
+        trainer.publish = wire(robot)
+    stop = threading.Event()
+    threads = [threading.Thread(target=t.run, args=(stop,)) for t in trainers.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return trainers
+
+
+def simulated(team, rounds, config=CONFIG):
+    torch.manual_seed(3)
+    task = build_task(TASK, len(team), 3)
+    flat = FlatModel(task.build_model(), task.loss)
+    algorithm = build_algorithm(config, flat, flat.initial_weights().repeat(len(team), 1))
+    sim = SimulatedTeam(algorithm, StaticGraph(nx.complete_graph(len(team))), TeamData(task.robot_data(len(team)), 3))
+    for _ in range(rounds):
+        sim.run_round()
+    return algorithm.theta
+
+
+def test_in_process_trainers_equal_the_simulated_team():
+    team = ["r0", "r1", "r2"]
+    trainers = run_in_process_team(team, 8)
+    theta = torch.cat([trainers[r].algorithm.theta for r in team])
+    torch.testing.assert_close(theta, simulated(team, 8), rtol=0, atol=1e-6)
+    assert all(t.state.finished and t.state.rounds_stepped == 8 and t.state.timeouts == 0 for t in trainers.values())
+
+
+@pytest.mark.parametrize("config", [CONFIG, DsgtConfig(batch_size=2)], ids=["dinno", "dsgt"])
+def test_checkpoint_and_resume_continue_exactly(tmp_path, config):
+    team = ["r0", "r1"]
+    first = run_in_process_team(team, 5, tmp_path, config=config)
+    for trainer in first.values():
+        trainer.save_checkpoint()
+    resumed = run_in_process_team(team, 9, tmp_path, resume=True, config=config)
+    assert all(t.resumed_from == 5 and t.state.rounds_stepped == 4 for t in resumed.values())
+    theta = torch.cat([resumed[r].algorithm.theta for r in team])
+    torch.testing.assert_close(theta, simulated(team, 9, config), rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_another_robots_checkpoint(tmp_path):
+    team = ["r0", "r1"]
+    trainer = RobotTrainer(settings_for("r0", team, 1, tmp_path))
+    trainer.save_checkpoint()
+    (tmp_path / "r0.pt").rename(tmp_path / "r1.pt")
+    with pytest.raises(ConfigError, match="does not belong"):
+        RobotTrainer(settings_for("r1", team, 1, tmp_path, resume=True))
+
+
+def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours():
+    team = ["r0", "r1", "r2"]
+    trainer = RobotTrainer(settings_for("r0", team, 0))
+    sent = []
+    trainer.publish = lambda values, k, degree: sent.append(k)
+    for robot, value in (("r1", 1.0), ("r2", 3.0)):
+        trainer.exchange.receive(to_packet(np.full((1, 5), value, np.float32), sender=robot, round_index=40,
+                                           fingerprint=trainer.fingerprint, degree=2))
+    stop = threading.Event()
+    reports = []
+
+    def on_round(report):
+        reports.append(report)
+        stop.set()
+        trainer.exchange.close()
+
+    trainer.on_round = on_round
+    trainer.run(stop)
+    assert [vars(c)["to_round"] for c in trainer.state.catch_ups] == [40]
+    assert trainer.state.catch_ups[0].warm_start
+    assert 40 in sent  # it published its (warm-started) weights as round 40
+    assert reports and reports[0].round == 41 and reports[0].heard == ("r1", "r2")
+    # The round-40 step started from the neighbours' mean (2.0): the consensus error is measured there.
+    assert reports[0].consensus_error == pytest.approx(math.sqrt(5), rel=1e-5)
+
+
+def test_non_finite_own_weights_are_never_published():
+    trainer = RobotTrainer(settings_for("r0", ["r0"], 1, config=LocalConfig(batch_size=2)))
+    sent = []
+    trainer.publish = lambda values, k, degree: sent.append(k)
+    trainer.algorithm.parameter.data[0, 0] = float("nan")
+    trainer._publish_current()
+    assert sent == [] and trainer.state.not_sent_non_finite == 1
+
+
+# ---------------------------------------------------------------------------- data sources
+
+
+def test_odometry_interpolation_and_mapping_window():
+    from dinno_core.tasks.mapping.raycast import LidarSpec
+    from dinno_core.tasks.mapping.scan_points import BeamSampling
+
+    from dinno_ros.data_sources import MappingDataSource, OdometryBuffer, yaw_from_quaternion
+
+    odometry = OdometryBuffer(max_extrapolation=0.1)
+    odometry.add(1.0, 0.0, 0.0, math.pi - 0.1)
+    odometry.add(2.0, 2.0, 4.0, -math.pi + 0.1)  # crosses ±pi: the short way round
+    x, y, yaw = odometry.pose_at(1.5)
+    assert (x, y) == pytest.approx((1.0, 2.0)) and abs(math.sin(yaw)) < 1e-9 and math.cos(yaw) < 0
+    assert odometry.pose_at(2.05) == (2.0, 4.0, -math.pi + 0.1) and odometry.pose_at(2.5) is None
+    assert yaw_from_quaternion(0, 0, math.sin(0.3), math.cos(0.3)) == pytest.approx(0.6)
+
+    spec = LidarSpec(num_beams=8, range_max=5.0)
+    source = MappingDataSource(spec, BeamSampling(samples_per_beam=4), window_scans=3, seed=0)
+    assert not source.ready()
+    assert not source.add_scan(0.5, np.full(8, 2.0))  # no pose yet
+    source.add_odometry(0.0, 1.0, 1.0, 0.0)
+    source.add_odometry(1.0, 1.0, 1.0, 0.0)
+    assert not source.add_scan(0.5, np.full(7, 2.0))  # wrong beam count: malformed
+    for _ in range(4):
+        assert source.add_scan(0.5, np.full(8, 2.0))
+    stats = source.stats()
+    assert (stats["scans_used"], stats["scans_malformed"], stats["scans_without_pose"]) == (4, 1, 1)
+    assert stats["window_scans"] == 3 and source.ready()
+    points, labels = source.local_data.sample(64, torch.Generator().manual_seed(0))
+    assert points.shape == (64, 2) and set(labels.unique().tolist()) <= {0.0, 1.0}
+    # Points lie within range_max of the pose (1, 1), hits near radius 2.
+    radius = (points - torch.tensor([1.0, 1.0])).norm(dim=1)
+    assert float(radius.max()) <= 2.0 + 0.05 + 1e-5 and bool((radius[labels == 1] >= 2.0 - 1e-5).all())
+
+
+# ------------------------------------------------------------------------------ monitoring
+
+
+def snapshot(expected, links):
+    return ExchangeSnapshot(round=7, drops={"stale": 1, "malformed": 2}, superseded=0, accepted=10,
+                            links=links, expected=tuple(expected))
+
+
+def test_diagnostics_levels_and_link_values():
+    fine = LinkStats(received=5, used=5, last_round=7, last_heard=99.0)
+    lagging = LinkStats(received=3, used=3, missed=2, missed_in_a_row=2, last_round=4, last_heard=90.0)
+    lagging.drops["malformed"] = 2
+    ok = diagnose(snapshot(["b"], {"b": fine}), now=100.0)
+    assert ok.level == OK
+    values = dict(ok.values)
+    assert values["b.state"] == "ok" and values["b.last_message_age_s"] == "1" and values["messages_dropped"] == "3"
+    warn = diagnose(snapshot(["b", "c"], {"b": fine, "c": lagging}), now=100.0)
+    assert warn.level == WARN and "c" in warn.message
+    values = dict(warn.values)
+    assert values["c.state"] == "missed last 2 rounds" and values["c.dropped"] == "malformed=2"
+    assert values["c.last_message_age_s"] == "10"
+    assert diagnose(snapshot(["c"], {"c": lagging}), now=100.0).level == ERROR
+    assert diagnose(snapshot(["b"], {"b": LinkStats()}), now=100.0).level == ERROR  # never heard
+    assert diagnose(snapshot([], {}), now=100.0).level == OK
