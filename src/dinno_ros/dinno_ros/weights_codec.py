@@ -16,6 +16,7 @@ logic, testable without ROS) can use them; only :func:`to_message` imports ``din
 from __future__ import annotations
 
 import array
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ WIRE_DTYPES: dict[int, np.dtype] = {
 }
 """Wire code → little-endian numpy dtype of one value."""
 
+FLOAT16_MAX = 65504.0
+"""Largest finite float16."""
 MAX_UINT32 = 2**32 - 1
 MAX_UINT16 = 2**16 - 1
 
@@ -64,10 +67,16 @@ def encode_values(values: Any, encoding: int = ENCODING_FLOAT32) -> tuple[array.
     if data.ndim != 2:
         raise EncodingError(f"expected values of shape [m, n] or [n], got {data.shape}")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
-        wire = np.ascontiguousarray(data, dtype=WIRE_DTYPES[encoding])
-    if not np.isfinite(wire).all():
-        kind = "non-finite" if not np.isfinite(data).all() else f"out of {WIRE_DTYPES[encoding].name} range"
+        single = np.ascontiguousarray(data, dtype=np.float32)
+    if not np.isfinite(single).all():
+        kind = "non-finite" if not np.isfinite(data).all() else "out of float32 range"
         raise EncodingError(f"refusing to encode {kind} weights")
+    if encoding == ENCODING_FLOAT16:
+        if single.size and float(np.abs(single).max()) > FLOAT16_MAX:
+            raise EncodingError(f"refusing to encode weights out of float16 range (|w| > {FLOAT16_MAX})")
+        wire = _convert(single, np.float16)
+    else:
+        wire = single
     payload = array.array("B")
     payload.frombytes(memoryview(wire).cast("B"))
     return payload, int(data.shape[0]), int(data.shape[1])
@@ -93,8 +102,21 @@ def decode_values(payload: Any, num_vectors: int, num_params: int, encoding: int
         raise ValueError(f"payload has {flat.size} bytes, expected {expected}")
     values = flat.view(dtype).reshape(num_vectors, num_params)
     if encoding != ENCODING_FLOAT32:
-        values = values.astype(np.float32)
+        values = _convert(values, np.float32)
     return values
+
+
+def _convert(values: np.ndarray, dtype: type) -> np.ndarray:
+    """float32 ↔ float16 conversion; torch's vectorized cast is ~3x faster than numpy's here."""
+    if sys.byteorder == "little":
+        import torch
+
+        target = torch.float16 if dtype is np.float16 else torch.float32
+        values = np.ascontiguousarray(values)
+        if not values.flags.writeable:  # torch.from_numpy warns on read-only buffers (e.g. bytes)
+            values = values.copy()
+        return torch.from_numpy(values).to(target).numpy()
+    return values.astype(np.dtype(dtype).newbyteorder("<"))
 
 
 @dataclass
