@@ -15,7 +15,7 @@ import yaml
 from rclpy.node import Node
 
 from dinno_ros.progress import TeamProgress
-from dinno_ros.team import check_robot_parameters, unknown_robot_parameters
+from dinno_ros.team import check_robot_parameters, main, unknown_robot_parameters
 from dinno_ros.team_spec import (
     ConfigError,
     build_team_spec,
@@ -252,6 +252,19 @@ def test_bad_config_names_the_field(changes, field, allowed):
     message = str(error.value)
     assert message.startswith("team.yaml: invalid configuration")
     assert field in message and allowed in message, message
+
+
+def test_dinno_team_rejects_bad_configs_before_starting(tmp_path, capsys):
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump(base_config(graph={"kind": "hypercube"})))
+    assert main([str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "graph.kind" in error and "'cycle'" in error
+    config.write_text(yaml.safe_dump(base_config(parameters={"no_such_parameter": 1})))
+    assert main([str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "robot_0: parameter 'no_such_parameter' is not a robot node parameter" in capsys.readouterr().err
+    assert main([str(config), "--duration", "-1"]) == 2
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

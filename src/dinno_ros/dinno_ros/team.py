@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop the team after this many seconds (default: when every robot is done)")
     parser.add_argument("--quiet", action="store_true", help="no live table (a summary line every 10 s)")
     args = parser.parse_args(argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # long messages and paths stay on one line in logs
     try:
         config = load_team_config(args.config)
     except ConfigError as error:
