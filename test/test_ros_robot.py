@@ -308,3 +308,49 @@ def test_diagnostics_levels_and_link_values():
     assert diagnose(snapshot(["c"], {"c": lagging}), now=100.0).level == ERROR
     assert diagnose(snapshot(["b"], {"b": LinkStats()}), now=100.0).level == ERROR  # never heard
     assert diagnose(snapshot([], {}), now=100.0).level == OK
+
+
+def test_mapping_robot_learns_from_scan_and_odometry_topics(ros_context):
+    """The mapping data source inside a real node: LaserScan + Odometry topics → sliding window →
+    training rounds; a scan with the wrong beam count is skipped and counted."""
+    pytest.importorskip("dinno_core.tasks.mapping.task")
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import LaserScan
+
+    node = make_node(ros_context, **{"team": ["robot_0"], "neighbours": [], "algorithm.kind": "individual",
+                                     "algorithm.batch_size": 32, "task.name": "mapping", "task.validation_scans": 5,
+                                     "rounds": 3})
+    feeder = __import__("rclpy").create_node("feeder", context=ros_context)
+    odom_pub = feeder.create_publisher(Odometry, "/robot_0/odom", 10)
+    scan_pub = feeder.create_publisher(LaserScan, "/robot_0/scan", 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(feeder)
+    node.start()
+    try:
+        spec = node.trainer.source.spec
+        for i in range(400):
+            if node.done.is_set():
+                break
+            stamp = node.get_clock().now().to_msg()
+            odom = Odometry()
+            odom.header.stamp = stamp
+            odom.pose.pose.position.x, odom.pose.pose.position.y = 2.0, 3.0
+            odom.pose.pose.orientation.w = 1.0
+            odom_pub.publish(odom)
+            scan = LaserScan()
+            scan.header.stamp = stamp
+            scan.ranges = [1.5] * (spec.num_beams if i % 2 == 0 else spec.num_beams - 1)
+            scan_pub.publish(scan)
+            for _ in range(5):
+                executor.spin_once(timeout_sec=0.01)
+        assert node.done.is_set(), "the robot did not train 3 rounds from the scan stream"
+    finally:
+        node.stop()
+        executor.shutdown()
+        feeder.destroy_node()
+        node.destroy_node()
+    assert node.failed is None and node.trainer.state.finished and node.trainer.algorithm.round == 3
+    stats = node.trainer.source.stats()
+    assert stats["scans_used"] >= 1 and stats["scans_malformed"] >= 1 and stats["window_points"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -57,6 +58,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/Inf floats replaced by ``None`` (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2, allow_nan=True).encode()
+    """Strict JSON (non-finite numbers become null), written atomically."""
+    text = json.dumps(json_safe(data), indent=2, allow_nan=False).encode()
     _atomic_write(Path(path), lambda handle: handle.write(text))

@@ -142,12 +142,14 @@ class MappingDataSource(DataSource):
 
     @classmethod
     def for_task(cls, task: Any, seed: int) -> MappingDataSource:
-        """From a mapping task object exposing ``lidar_spec`` (LidarSpec), ``beam_sampling``
-        (BeamSampling) and ``window_scans`` (int): the contract the mapping task fulfils."""
-        missing = [a for a in ("lidar_spec", "beam_sampling", "window_scans") if not hasattr(task, a)]
-        if missing:
-            raise TypeError(f"the mapping task must expose {', '.join(missing)} for the ROS data source")
-        return cls(task.lidar_spec, task.beam_sampling, int(task.window_scans), seed)
+        """From a ``dinno_core.tasks.mapping.task.MappingTask``: its lidar ``spec``, beam
+        ``sampling`` and ``config.window_scans`` (the same window the offline experiment uses)."""
+        spec, sampling = getattr(task, "spec", None), getattr(task, "sampling", None)
+        window_scans = getattr(getattr(task, "config", None), "window_scans", None)
+        if spec is None or sampling is None or window_scans is None:
+            raise TypeError("the mapping task must expose spec (LidarSpec), sampling (BeamSampling) and "
+                            "config.window_scans for the ROS data source")
+        return cls(spec, sampling, int(window_scans), seed)
 
     @property
     def local_data(self) -> LocalData:

@@ -37,7 +37,7 @@ class ParameterSpec:
     constraints: str
     """Human-readable bounds / allowed values (ParameterDescriptor.additional_constraints)."""
     type_name: str
-    """``string``, ``integer``, ``double``, ``bool``, ``double_array`` or ``any``."""
+    """``string``, ``integer``, ``double``, ``bool``, ``integer_array``, ``double_array`` or ``any``."""
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
@@ -70,8 +70,12 @@ def _type_name(core: Any) -> str:
         return "double"
     if core in (str, Path):
         return "string"
-    if typing.get_origin(core) in (tuple, list) and all(a in (float, int, Ellipsis) for a in typing.get_args(core)):
-        return "double_array"
+    if typing.get_origin(core) in (tuple, list):
+        elements = {_unwrap(a)[0] for a in typing.get_args(core) if a is not Ellipsis}
+        if elements == {int}:
+            return "integer_array"
+        if elements <= {int, float}:
+            return "double_array"
     return "any"
 
 
@@ -84,18 +88,36 @@ def _constraint_text(core: Any, metadata: list[Any], optional: bool) -> str:
             value = getattr(item, attribute, None)
             if value is not None:
                 parts.append(f"{symbol} {value}")
-    if typing.get_origin(core) is tuple:
-        parts.append(f"{len(typing.get_args(core))} values")
+    if typing.get_origin(core) in (tuple, list):
+        args = typing.get_args(core)
+        parts.append("a list" if Ellipsis in args or typing.get_origin(core) is list else f"{len(args)} values")
+        for item in metadata_of_elements(args):
+            parts.append(f"each {item}")
     if optional:
         parts.append("optional (leave unset for none)")
     return "; ".join(parts)
 
 
+def metadata_of_elements(args: tuple[Any, ...]) -> list[str]:
+    """Bounds of a sequence's element type (``tuple[PositiveInt, ...]`` → ``['> 0']``)."""
+    texts: list[str] = []
+    for arg in args:
+        if arg is Ellipsis:
+            continue
+        _, metadata, _ = _unwrap(arg)
+        for item in metadata:
+            for attribute, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+                value = getattr(item, attribute, None)
+                if value is not None and f"{symbol} {value}" not in texts:
+                    texts.append(f"{symbol} {value}")
+    return texts
+
+
 def _wire_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, tuple):
-        return [float(v) for v in value]
+    if isinstance(value, tuple):  # ROS arrays are lists; ints stay ints (integer arrays)
+        return list(value)
     return value
 
 

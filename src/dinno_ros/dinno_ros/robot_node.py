@@ -216,8 +216,14 @@ class RobotNode(Node):
                 descriptor.dynamic_typing = True
                 value = self.declare_parameter(name, default, descriptor).value
         except InvalidParameterTypeException as error:
+            override = getattr(self, "_parameter_overrides", {}).get(name)
+            if kind == "string_array" and override is not None and override.value is not None \
+                    and len(override.value) == 0:
+                # An empty list has no element type (rclpy makes it a byte array): it is just empty.
+                self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor, ignore_override=True)
+                return []
             self._errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')} ({error})")
-            return default
+            return [] if kind == "string_array" else default
         try:
             return _coerce(kind, value)
         except TypeError:
