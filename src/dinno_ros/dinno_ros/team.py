@@ -126,7 +126,6 @@ class Supervisor:
                   log_path=log_dir / f"{process.key}.log", params_file=params_files[process.key])
             for process in spec.processes
         ]
-        self.stop_requested = False
 
     @property
     def robots(self) -> list[Child]:
@@ -511,7 +510,7 @@ class TeamRun:
             "stop_reason": self.stop_reason,
             "signal": None if received is None else received.name,
             "seconds": round(seconds, 3),
-            "robots_ids": list(self.spec.robots),
+            "robot_ids": list(self.spec.robots),
             "graph": self.spec.graph,
             "config": self.spec.config,
             "processes": supervisor.summary(out),

@@ -5,26 +5,36 @@ access in :func:`build_team_spec`. ``dinno-team`` (:mod:`dinno_ros.team`) and th
 in ``launch/`` both turn a team config into processes through this module, so the two can't
 drift apart.
 
-Team config (YAML)::
+Team config (YAML; every field is checked before anything starts, errors name the field and
+what is allowed)::
 
-    name: team_convex               # results go to results/<name> unless results_dir / --out
-    seed: 0
-    rounds: 150                     # per robot; 0 = run until stopped
+    name: team_convex               # names the default results folder results/<name>
+    seed: 0                         # initial weights, data split, minibatches (as in the core)
+    rounds: 60                      # per robot; 0 = run until stopped
     round_timeout: 2.0              # s to wait for neighbours' weights before stepping anyway
-    robots: 4                       # or a list of ids: [alpha, bravo, charlie]
+    startup_timeout: 30.0           # optional: s to wait to hear every neighbour before round 1
+    max_round_lead: 1000            # optional: the node's absurd-round bound
+    robots: 4                       # robot_0 .. robot_3, or a list of ids: [alpha, bravo, charlie]
     graph: {kind: cycle}            # core GraphConfig; num_robots defaults to the team size
-    task: {name: linear_regression, num_features: 5, rows_per_robot: 3}
-    algorithm: {kind: dinno, rho_init: 1.0, lr: {start: 0.05}}   # one core AlgorithmConfig
-    checkpoint: {every: 10, resume: false}                      # optional; omit for none
-    remappings: {scan: "/{robot}/front/scan"}                   # optional, every robot
-    parameters: {torch_threads: 1}                              # optional extra ROS parameters
-    robot_overrides:                                            # optional, per robot id
-      alpha: {remappings: {odom: /alpha/odometry/filtered}, parameters: {}}
-    simulator: {parameters: {rate: 10.0}}                       # optional extra process
+    task: {name: linear_regression, num_features: 5, rows_per_robot: 3}   # core task section
+    algorithm: {kind: dinno, rho_init: 1.0, lr: {start: 0.05}}           # one core AlgorithmConfig
+    results_dir: results/convex     # optional; dinno-team --out / launch out:= win
+    checkpoint: {every: 10, resume: false}   # optional (omit: none); files <results>/checkpoints
+    torch_threads: 1                # per robot process (default 1: robots share the CPU)
+    use_sim_time: false
+    remappings: {scan: "/{robot}/front/scan"}   # every robot; {robot} = its id
+    parameters: {dtype: float64}    # further robot node parameters (nested → dotted names)
+    robot_overrides:                # per robot id
+      alpha: {remappings: {odom: /alpha/odometry/filtered}, parameters: {torch_threads: 2}}
+    simulator: {parameters: {}}     # optional extra process (default: dinno_ros lidar_sim)
+    shutdown: {sigint_timeout: 10, sigterm_timeout: 5}      # dinno-team's stop sequence
 
-Static graph kinds (complete, cycle, path, star, wheel, erdos_renyi, geometric) give each robot
-a fixed ``neighbours`` list (robot ids); ``disk`` gives every robot ``communication_radius`` and
-the robots find their neighbours from their teammates' odometry.
+Static graph kinds (complete, cycle, path, star, wheel, erdos_renyi, geometric) are built once
+with the core's builders and give each robot a fixed ``neighbours`` list (robot ids); ``disk``
+gives every robot ``communication_radius`` and the robots find their neighbours from their
+teammates' odometry. ``graph.drop_probability`` and the ``centralized`` algorithm are
+simulated-team settings and are rejected. Relative paths are relative to the working
+directory of dinno-team / ros2 launch.
 """
 
 from __future__ import annotations
@@ -35,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-import networkx as nx
 import yaml
 from pydantic import (
     BaseModel,
