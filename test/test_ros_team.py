@@ -1,13 +1,14 @@
 """A team of real robot processes (rclpy, Fast DDS, localhost) training the convex task with DiNNO.
 
 * no faults: the robots reach consensus at the least-squares optimum and their final weights
-  equal the in-process SimulatedTeam's (same task, seed, config, graph) to 1e-6 absolute:
-  without a missed message both compute the same float32 operations, the tolerance only covers
-  summation-order differences between the batched (R=3) and the single (R=1) evaluation;
-* hostile messages (foreign fingerprint, wrong length, NaN, unknown sender, absurd round) are
-  dropped and counted by reason while the team keeps training and converges;
+  equal the in-process SimulatedTeam's (same task, seed, config, graph) to 1e-6 absolute
+  (measured: identical). Without a missed message both compute the same float32 operations;
+  the tolerance only allows for summation-order differences between the batched (R=3) and the
+  single (R=1) evaluation. Hostile messages (foreign fingerprint, wrong length, NaN, unknown
+  sender, absurd round) injected mid-run are dropped, counted by reason, and change nothing;
 * a robot SIGKILLed mid-run: its neighbours go on after their round timeout, it restarts with
-  ``resume:=true`` from its checkpoint, catches up, and the team still reaches consensus.
+  ``resume:=true`` from its checkpoint, catches up, and the team reaches consensus again;
+  SIGTERM then stops every robot cleanly.
 """
 
 from __future__ import annotations
@@ -196,50 +197,8 @@ def monitor():
     m.close()
 
 
-def test_team_matches_the_simulated_team_and_reaches_the_optimum(team_factory):
-    rounds = 100
-    team = team_factory(rounds=rounds)
-    team.start_all()
-    codes = team.wait(timeout=START_TIMEOUT + 120)
-    assert codes == {r: 0 for r in TEAM}, {r: team.log(r) for r, c in codes.items() if c}
-    results = {r: team.results(r) for r in TEAM}
-    for robot, result in results.items():
-        assert result["rounds_done"] == rounds and result["finished"]
-        assert result["timeouts"] == 0, f"{robot} timed out; exactness needs every message in time"
-        assert result["links"] and all(link["used"] == rounds for link in result["links"].values()), result["links"]
-        assert result["messages_dropped"] == 0, result["drops"]
-    ros = torch.tensor([results[r]["weights"] for r in TEAM], dtype=torch.float32)
-    simulated = simulated_team_weights(rounds)
-    difference = float((ros - simulated).abs().max())
-    assert difference <= 1e-6, f"ROS team differs from SimulatedTeam by {difference}"
-    task, _ = reference_problem()
-    optimum = task.optimum().numpy()
-    for robot in TEAM:
-        assert relative_error(np.array(results[robot]["weights"]), optimum) < 1e-4
-    assert float((ros - ros.mean(0)).norm(dim=1).max()) < 1e-4  # consensus
-    assert not torch.allclose(ros, reference_problem()[1].initial_weights().expand_as(ros))
-    # The weights file next to the results holds the same final weights.
-    saved = np.load(results["robot_0"]["weights_path"])
-    np.testing.assert_array_equal(saved, np.array(results["robot_0"]["weights"], dtype=np.float32))
-
-
-def test_hostile_messages_are_dropped_by_reason_while_training_converges(team_factory, monitor):
-    team = team_factory(rounds=0, round_timeout=2.0, max_round_lead=500)
-    team.start_all()
-    monitor.wait_for(lambda: all(monitor.round_of(r) >= 5 for r in TEAM), START_TIMEOUT, "all robots at round 5")
-
-    from dinno_msgs.msg import WeightUpdate
-    from rclpy.duration import Duration
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    _, flat = reference_problem()
-    fingerprint, n = flat.spec.fingerprint, flat.spec.numel
-    qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     history=HistoryPolicy.KEEP_LAST, depth=10)
-    # Injected on robot_1's weight topic: robot_0 and robot_2 subscribe to it.
-    publisher = monitor.node.create_publisher(WeightUpdate, "/robot_1/dinno/weights", qos)
-    monitor.wait_for(lambda: publisher.get_subscription_count() >= 2, 30.0, "robot_0 and robot_2 to subscribe")
-    ahead = max(monitor.round_of(r) for r in TEAM) + 200  # in the future but within max_round_lead
+def hostile_messages(fingerprint: int, n: int, ahead: int) -> dict[str, list]:
+    """Messages a robot must drop, by the reason it must count, all claiming to be on robot_1's topic."""
 
     def message(values, **fields):
         defaults = dict(sender="robot_1", round_index=ahead, fingerprint=fingerprint, degree=2)
@@ -251,73 +210,106 @@ def test_hostile_messages_are_dropped_by_reason_while_training_converges(team_fa
     payload = np.frombuffer(nan.payload, np.float32).copy()
     payload[2] = np.nan
     nan.payload = type(nan.payload)("B", payload.tobytes())  # to_message refuses NaN; forge it
-    injected = {
+    return {
         "foreign_model": [message(good, fingerprint=fingerprint ^ 0xFF)],
         "malformed": [message(np.zeros((1, n + 3), np.float32)), message(np.zeros((2, n), np.float32))],
         "non_finite": [nan],
         "unknown_sender": [message(good, sender="intruder"), message(good, sender="robot_2")],
+        # Valid in every other way: if it were not dropped it would drag the team to that round.
         "absurd_round": [message(good, round_index=ahead + 1_000_000)],
     }
+
+
+def test_team_matches_the_simulated_team_and_drops_hostile_messages_by_reason(team_factory, monitor):
+    """Three robot processes, DiNNO on a complete graph, 300 rounds. Hostile messages injected
+    mid-run on robot_1's topic are dropped and counted by reason, and change nothing: the final
+    weights still equal the in-process SimulatedTeam's (1e-6 absolute; measured identical) and
+    sit at the least-squares optimum."""
+    from dinno_msgs.msg import WeightUpdate
+    from rclpy.duration import Duration
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    rounds = 300
+    team = team_factory(rounds=rounds, max_round_lead=500)
+    qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     history=HistoryPolicy.KEEP_LAST, depth=10)
+    # Injected on robot_1's weight topic, which robot_0 and robot_2 subscribe to.
+    injector = monitor.node.create_publisher(WeightUpdate, "/robot_1/dinno/weights", qos)
+    team.start_all()
+    monitor.wait_for(lambda: injector.get_subscription_count() >= 2 and all(monitor.round_of(r) >= 10 for r in TEAM),
+                     START_TIMEOUT, "robot_0 and robot_2 to subscribe and every robot to reach round 10")
+    _, flat = reference_problem()
+    ahead = max(monitor.round_of(r) for r in TEAM) + 200  # in the future but within max_round_lead
+    injected = hostile_messages(flat.spec.fingerprint, flat.spec.numel, ahead)
     for messages in injected.values():
         for msg in messages:
-            publisher.publish(msg)
-    assert publisher.wait_for_all_acked(Duration(seconds=10))
-    total = sum(len(m) for m in injected.values())
-    monitor.wait_for(lambda: all(int(monitor.status[r].messages_dropped) >= total for r in ("robot_0", "robot_2")),
-                     30.0, f"robot_0 and robot_2 to count {total} drops")
-    # Training continues after the attack: 80 more rounds, then stop (SIGTERM one, SIGINT the others).
-    target = max(monitor.round_of(r) for r in TEAM) + 80
-    monitor.wait_for(lambda: all(monitor.round_of(r) >= target for r in TEAM), 120.0, f"round {target}")
-    codes = stop_robots([team.processes["robot_1"]], signal.SIGTERM) + stop_robots(
-        [team.processes[r] for r in ("robot_0", "robot_2")], signal.SIGINT)
-    assert codes == [0, 0, 0], {r: team.log(r) for r in TEAM}
+            injector.publish(msg)
+    assert injector.wait_for_all_acked(Duration(seconds=10))
+    injected_at = max(monitor.round_of(r) for r in TEAM)
+    assert injected_at < rounds - 50, "the team finished too soon to test messages injected mid-run"
 
+    codes = team.wait(timeout=START_TIMEOUT + 120)
+    assert codes == {r: 0 for r in TEAM}, {r: team.log(r) for r, c in codes.items() if c}
     results = {r: team.results(r) for r in TEAM}
+    for robot, result in results.items():
+        assert result["rounds_done"] == rounds and result["finished"]
+        assert result["timeouts"] == 0, f"{robot} timed out; exactness needs every message in time"
+        assert all(link["used"] == rounds for link in result["links"].values()), result["links"]
+        assert result["catch_ups"] == []  # the absurd round did not drag anyone forward
+        expected = {reason: len(m) for reason, m in injected.items()} if robot != "robot_1" else {}
+        assert {k: v for k, v in result["drops"].items() if v} == expected, (robot, result["drops"])
     for robot in ("robot_0", "robot_2"):
-        drops = results[robot]["drops"]
-        for reason, messages in injected.items():
-            assert drops[reason] == len(messages), (robot, drops)
-        assert results[robot]["links"]["robot_1"]["drops"]["malformed"] == 2
-        assert results[robot]["catch_ups"] == []  # the absurd round did not drag anyone forward
-    assert all(results["robot_1"]["drops"][reason] == 0 for reason in injected)
-    task, _ = reference_problem()
+        assert results[robot]["links"]["robot_1"]["drops"] == {"foreign_model": 1, "malformed": 2, "non_finite": 1,
+                                                              "absurd_round": 1}
+    ros = torch.tensor([results[r]["weights"] for r in TEAM], dtype=torch.float32)
+    simulated = simulated_team_weights(rounds)
+    difference = float((ros - simulated).abs().max())
+    print(f"max |ROS team - SimulatedTeam| = {difference:.3g}")
+    assert difference <= 1e-6, f"ROS team differs from SimulatedTeam by {difference}"
+    task, flat = reference_problem()
     optimum = task.optimum().numpy()
-    weights = np.array([results[r]["weights"] for r in TEAM])
-    assert np.isfinite(weights).all()
     for robot in TEAM:
-        assert results[robot]["rounds_done"] >= target
-        assert relative_error(np.array(results[robot]["weights"]), optimum) < 1e-3, results[robot]["weights"]
-    # The checkpoint written on SIGTERM/SIGINT is complete and resumable.
-    state = torch.load(team.dir / "robot_1.pt", weights_only=True)
-    assert state["round"] == results["robot_1"]["rounds_done"] and "dual" in state["algorithm"]
+        assert relative_error(np.array(results[robot]["weights"]), optimum) < 1e-4
+    assert float((ros - ros.mean(0)).norm(dim=1).max()) < 1e-4  # consensus
+    assert not torch.allclose(ros, flat.initial_weights().expand_as(ros))
+    # The weights file next to the results holds the same final weights.
+    saved = np.load(results["robot_0"]["weights_path"])
+    np.testing.assert_array_equal(saved, np.array(results["robot_0"]["weights"], dtype=np.float32))
 
 
 def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches_up(team_factory, monitor):
-    rounds, timeout, every, kill_after = 220, 0.4, 5, 60
-    team = team_factory(rounds=rounds, round_timeout=timeout, checkpoint_every=every, startup_timeout=60.0)
+    """SIGKILL robot_2 after round 80: robot_0 and robot_1 go on after their round timeout; robot_2
+    restarts with resume:=true, catches up and the team reaches consensus again. Then SIGTERM
+    stops everyone cleanly (exit status 0, checkpoint and results written)."""
+    timeout, every, kill_after = 0.4, 5, 80
+    team = team_factory(rounds=0, round_timeout=timeout, checkpoint_every=every)
     team.start_all()
     monitor.wait_for(lambda: min(monitor.round_of(r) for r in TEAM) >= kill_after, START_TIMEOUT,
                      f"all robots at round {kill_after}")
     team.processes["robot_2"].send_signal(signal.SIGKILL)
     assert team.processes["robot_2"].wait(timeout=10) == -signal.SIGKILL
     killed_at = monitor.round_of("robot_2")
-    assert killed_at < rounds - 100, "the team ran too fast to test a restart"
     # The survivors keep going: each round without robot_2 costs them one round_timeout.
     survivors = ("robot_0", "robot_1")
     base = {r: monitor.round_of(r) for r in survivors}
-    monitor.wait_for(lambda: all(monitor.round_of(r) >= base[r] + 5 for r in survivors), 30 * timeout * 5,
+    monitor.wait_for(lambda: all(monitor.round_of(r) >= base[r] + 5 for r in survivors), 60.0,
                      "the survivors to advance 5 rounds without robot_2")
     with monitor.condition:
         heard = {r: list(monitor.status[r].neighbours_heard) for r in survivors}
-    assert all("robot_2" not in h for h in heard.values()), heard
+    assert all(h == [s for s in survivors if s != r] for r, h in heard.items()), heard
 
     checkpoint = torch.load(team.dir / "robot_2.pt", weights_only=True)
     resumed_round = checkpoint["round"]
     # The last periodic checkpoint (the kill may land between a round's status and its checkpoint).
     assert resumed_round % every == 0 and killed_at - every <= resumed_round <= killed_at + every
     team.start("robot_2", resume=True)
-    codes = team.wait(timeout=START_TIMEOUT + 120)
-    assert codes == {r: 0 for r in TEAM}, {r: team.log(r) for r in TEAM}
+    monitor.wait_for(lambda: monitor.round_of("robot_2") > max(base.values()) + 5, START_TIMEOUT,
+                     "robot_2 to come back and catch up")
+    rejoined = monitor.round_of("robot_2")
+    monitor.wait_for(lambda: all(monitor.round_of(r) >= rejoined + 150 for r in TEAM), 120.0,
+                     "150 rounds of the whole team after the rejoin")
+    codes = stop_robots([team.processes[r] for r in TEAM], signal.SIGTERM)
+    assert codes == [0, 0, 0], {r: team.log(r) for r in TEAM}
 
     results = {r: team.results(r) for r in TEAM}
     restarted = results["robot_2"]
@@ -326,11 +318,13 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
     first = restarted["catch_ups"][0]
     assert first["from_round"] == resumed_round and first["to_round"] > resumed_round + 1
     assert not first["warm_start"]  # it had its own checkpoint
-    assert restarted["rounds_done"] == rounds and restarted["rounds_stepped_this_run"] > 50
+    assert restarted["rounds_stepped_this_run"] >= 150
     for robot in survivors:
         assert results[robot]["timeouts"] >= 5
         assert results[robot]["links"]["robot_2"]["missed"] >= 5
-        assert results[robot]["rounds_done"] == rounds
+    for robot in TEAM:  # the checkpoint written on SIGTERM is the final state
+        state = torch.load(team.dir / f"{robot}.pt", weights_only=True)
+        assert state["round"] == results[robot]["rounds_done"] and "dual" in state["algorithm"]
     weights = np.array([results[r]["weights"] for r in TEAM])
     task, _ = reference_problem()
     optimum = task.optimum().numpy()
@@ -339,8 +333,8 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
     # Near the optimum, not at it: the dual increments robot_2 made after its last checkpoint
     # (and the survivors' halves of the rounds it missed mid-exchange) are lost, and consensus
     # ADMM keeps sum_i p_i constant afterwards, so the fixed point is shifted a little (without
-    # faults the same configuration reaches 1e-6). Killing after round 60 keeps the shift small
-    # (measured: ~2e-5).
+    # faults the same configuration reaches 1e-6). Killing after round 80 keeps the shift small
+    # (measured: 2e-6 to 2e-5; 2e-4 when killed at round 60).
     errors = {r: relative_error(np.array(results[r]["weights"]), optimum) for r in TEAM}
     print(f"relative error to the optimum after kill+resume: {errors}; spread {spread:.2e}")
     assert all(error < 1e-3 for error in errors.values()), errors
