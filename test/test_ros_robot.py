@@ -354,3 +354,33 @@ def test_mapping_robot_learns_from_scan_and_odometry_topics(ros_context):
     assert node.failed is None and node.trainer.state.finished and node.trainer.algorithm.round == 3
     stats = node.trainer.source.stats()
     assert stats["scans_used"] >= 1 and stats["scans_malformed"] >= 1 and stats["window_points"] > 0
+
+
+def test_communication_radius_picks_the_teammates_in_range(ros_context):
+    from nav_msgs.msg import Odometry
+
+    node = make_node(ros_context, **{"team": ["robot_0", "robot_1", "robot_2"], "neighbours": [],
+                                     "communication_radius": 5.0})
+    try:
+        assert node.exchange.expected == ()
+        node._update_neighbours()
+        assert node.exchange.expected == ()  # own pose unknown: nobody is in range yet
+
+        def odom(x, y):
+            msg = Odometry()
+            msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+            return msg
+
+        node._on_odom(odom(0.0, 0.0), "robot_0")
+        node._on_odom(odom(3.0, 4.0), "robot_1")  # exactly 5 m away: in range
+        node._on_odom(odom(6.0, 0.0), "robot_2")
+        node._update_neighbours()
+        assert node.exchange.expected == ("robot_1",)
+        node._on_odom(odom(4.0, 0.0), "robot_2")
+        node._update_neighbours()
+        assert node.exchange.expected == ("robot_1", "robot_2")
+        subscribed = {name for name, _ in node.get_subscriber_names_and_types_by_node(node.get_name(), "/robot_0")}
+        assert {"/robot_1/dinno/weights", "/robot_2/dinno/weights", "/robot_1/odom", "/robot_2/odom",
+                "/robot_0/odom"} <= subscribed
+    finally:
+        node.destroy_node()
