@@ -14,6 +14,7 @@ A scan with the wrong number of beams, or a non-finite pose, raises :class:`Malf
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,9 +157,10 @@ def _as_tensor(values: np.ndarray | Tensor) -> Tensor:
 class SlidingWindow:
     """The most recent ``capacity`` scans' points of one robot: its ``LocalData``.
 
-    A ring buffer of ``[capacity, points_per_scan]`` slots; :meth:`append` overwrites the
-    oldest scan when full. :meth:`sample` draws points uniformly (with replacement) from all
-    stored points.
+    The points live in one circular buffer of ``capacity * points_per_scan`` slots, oldest
+    first; :meth:`append` evicts the oldest scan when ``capacity`` scans are stored, so a
+    minibatch is plain index arithmetic. :meth:`sample` draws points uniformly (with
+    replacement) from all stored points.
     """
 
     def __init__(self, capacity: int, points_per_scan: int) -> None:
@@ -166,19 +168,24 @@ class SlidingWindow:
             raise ValueError("capacity and points_per_scan must be >= 1")
         self.capacity = capacity
         self.points_per_scan = points_per_scan
-        self.points = torch.zeros(capacity, points_per_scan, 2)
-        self.labels = torch.zeros(capacity, points_per_scan)
-        self.counts = torch.zeros(capacity, dtype=torch.long)
+        self.size = capacity * points_per_scan
+        self.points = torch.zeros(self.size, 2)
+        self.labels = torch.zeros(self.size)
+        self.counts: deque[int] = deque()
+        """Points of each stored scan, oldest first."""
+        self.start = 0
+        """Buffer slot of the oldest stored point."""
+        self.total = 0
         self.scans_seen = 0
 
     @property
     def num_scans(self) -> int:
         """Scans currently stored."""
-        return min(self.scans_seen, self.capacity)
+        return len(self.counts)
 
     def __len__(self) -> int:
         """Points currently stored."""
-        return int(self.counts.sum())
+        return self.total
 
     def append(self, points: np.ndarray | Tensor, labels: np.ndarray | Tensor) -> None:
         """Store one scan's points ``[M, 2]`` and labels ``[M]`` (``M <= points_per_scan``)."""
@@ -188,27 +195,33 @@ class SlidingWindow:
             raise ValueError(f"expected points [M, 2] and labels [M], got {tuple(points.shape)}, {tuple(labels.shape)}")
         if count > self.points_per_scan:
             raise ValueError(f"a scan gave {count} points, more than points_per_scan={self.points_per_scan}")
-        slot = self.scans_seen % self.capacity
-        self.points[slot, :count] = points
-        self.labels[slot, :count] = labels
-        self.counts[slot] = count
+        if len(self.counts) == self.capacity:
+            oldest = self.counts.popleft()
+            self.start = (self.start + oldest) % self.size
+            self.total -= oldest
+        head = (self.start + self.total) % self.size
+        first = min(count, self.size - head)  # up to the end of the buffer, the rest wraps
+        self.points[head : head + first] = points[:first]
+        self.labels[head : head + first] = labels[:first]
+        self.points[: count - first] = points[first:]
+        self.labels[: count - first] = labels[first:]
+        self.counts.append(count)
+        self.total += count
         self.scans_seen += 1
 
     def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Points and labels at flat indices ``[B]`` into the stored points (``0 <= i < len(self)``)."""
-        ends = torch.cumsum(self.counts, 0)
-        slot = torch.searchsorted(ends, index, right=True)
-        offset = index - (ends[slot] - self.counts[slot])
-        return self.points[slot, offset], self.labels[slot, offset]
+        """Points and labels at indices ``[B]`` into the stored points, oldest first (``0 <= i < len(self)``)."""
+        slots = (index + self.start) % self.size
+        # index_select, not advanced indexing: the latter is far slower on a busy 2-core CPU.
+        return self.points.index_select(0, slots), self.labels.index_select(0, slots)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """A minibatch ``(points [B, 2], labels [B])`` drawn uniformly with replacement."""
-        total = len(self)
-        if total == 0:
+        if self.total == 0:
             raise RuntimeError("the sliding window is empty: call advance() before sampling")
         if batch_size <= 0:
-            batch_size = total
-        return self.gather(torch.randint(total, (batch_size,), generator=generator))
+            batch_size = self.total
+        return self.gather(torch.randint(self.total, (batch_size,), generator=generator))
 
 
 class PooledWindows:
@@ -221,20 +234,18 @@ class PooledWindows:
         return sum(len(w) for w in self.windows)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        sizes = torch.tensor([len(w) for w in self.windows])
-        total = int(sizes.sum())
+        """Uniform with replacement over the union of the windows (the batch comes grouped by window)."""
+        sizes = [len(w) for w in self.windows]
+        total = sum(sizes)
         if total == 0:
             raise RuntimeError("every sliding window is empty: call advance() before sampling")
         if batch_size <= 0:
             batch_size = total
-        index = torch.randint(total, (batch_size,), generator=generator)
-        ends = torch.cumsum(sizes, 0)
-        owner = torch.searchsorted(ends, index, right=True)
-        offset = index - (ends[owner] - sizes[owner])
-        points = torch.empty(batch_size, 2)
-        labels = torch.empty(batch_size)
-        for i, window in enumerate(self.windows):
-            mine = owner == i
-            if mine.any():
-                points[mine], labels[mine] = window.gather(offset[mine])
-        return points, labels
+        index, _ = torch.sort(torch.randint(total, (batch_size,), generator=generator))
+        ends = torch.tensor(np.cumsum(sizes))
+        counts = torch.bincount(torch.searchsorted(ends, index, right=True), minlength=len(sizes)).tolist()
+        parts = [
+            window.gather(chunk - (end - size))
+            for window, chunk, end, size in zip(self.windows, torch.split(index, counts), ends.tolist(), sizes)
+        ]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
