@@ -158,3 +158,14 @@ def test_centralized_training_smoke(two_rooms: tuple[Path, Path]) -> None:
     assert task.unseen_region_accuracy(picture, 0) > 0.8
     seen = task.coverage_mask(0)
     assert seen[:, : task.grid.cols // 2].mean() > seen[:, -task.grid.cols // 4 :].mean()  # robot 0: left room
+
+
+@pytest.mark.parametrize("name", ["mapping_office", "mapping_office_quick", "mapping_campus_wing_quick"])
+def test_experiment_configs_validate(name: str) -> None:
+    import dinno_core
+    from dinno_core.config import load_experiment_config
+
+    path = Path(dinno_core.__file__).parent / "configs" / f"{name}.yaml"
+    config = load_experiment_config(path)
+    assert isinstance(config.task, MappingTaskConfig)
+    assert config.graph.kind == "disk" and config.num_robots >= 7
