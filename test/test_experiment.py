@@ -93,3 +93,12 @@ def test_small_run_writes_results_and_plots(tmp_path):
     assert results["algorithms"]["dinno"]["final"]["consensus_error"] > 0.0
     for metric in ("validation_loss", "accuracy", "consensus_error"):
         assert (out / f"{metric}.png").stat().st_size > 1000
+
+
+def test_algorithms_option_runs_a_subset_and_rejects_unknown_names(tmp_path, capsys):
+    config = write(tmp_path, {**SMALL, "rounds": 2, "eval_every": 2})
+    out = tmp_path / "subset"
+    assert main([str(config), "--out", str(out), "--algorithms", "centralized"]) == 0
+    assert set(json.loads((out / "results.json").read_text())["algorithms"]) == {"centralized"}
+    assert main([str(config), "--out", str(tmp_path / "bad"), "--algorithms", "dinno,admm"]) == 2
+    assert "allowed: dinno, dsgt, centralized" in capsys.readouterr().err

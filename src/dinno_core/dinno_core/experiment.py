@@ -165,12 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, help="experiment YAML")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>)")
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
+    parser.add_argument("--algorithms", default=None,
+                        help="comma-separated subset of the config's algorithms to run (default: all)")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
         config = load_experiment_config(args.config)
         if args.rounds is not None:
             config = config.model_copy(update={"rounds": args.rounds})
+        if args.algorithms is not None:
+            wanted = [name.strip() for name in args.algorithms.split(",") if name.strip()]
+            unknown = [name for name in wanted if name not in config.algorithms]
+            if unknown or not wanted:
+                raise ConfigError(f"--algorithms: {', '.join(unknown) or '(none)'} not in the config; "
+                                  f"allowed: {', '.join(config.algorithms)}")
+            config = config.model_copy(update={"algorithms": {name: config.algorithms[name] for name in wanted}})
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
