@@ -4,50 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dinno_core.checkpoint import atomic_write
+
 CHECKPOINT_FORMAT = 1
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``.
-
-    A reader (or a restart after SIGKILL) sees the old file or the new one, never half a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError:
-        pass
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """``torch.save`` ``state`` (tensors, optimizer state, generator states) atomically."""
     payload = {"format": CHECKPOINT_FORMAT, **state}
-    _atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+    atomic_write(Path(path), lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -72,4 +42,4 @@ def json_safe(value: Any) -> Any:
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """Strict JSON (non-finite numbers become null), written atomically."""
     text = json.dumps(json_safe(data), indent=2, allow_nan=False).encode()
-    _atomic_write(Path(path), lambda handle: handle.write(text))
+    atomic_write(Path(path), lambda handle: handle.write(text))
