@@ -15,7 +15,9 @@ Topics (relative names land in the robot's namespace):
   ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``);
 * with ``communication_radius``: subscribes to ``odom`` and every teammate's
   ``neighbour_odom_topic`` (default ``/{robot}/odom``);
-* mapping task: subscribes to ``scan`` (``sensor_msgs/LaserScan``) and ``odom``.
+* mapping task: subscribes to ``scan`` (``sensor_msgs/LaserScan``) and ``odom``; publishes its
+  current map on ``dinno/map`` (``nav_msgs/OccupancyGrid``) and ``dinno/map_image``
+  (``sensor_msgs/Image``) every ``map_publish_every`` rounds (:mod:`dinno_ros.map_output`).
 
 Parameters are declared with descriptions and validated before anything starts; the
 ``algorithm.*`` / ``task.*`` parameters are generated from the core's pydantic models (see
@@ -47,6 +49,7 @@ from std_msgs.msg import Float32
 from dinno_core.config import TASKS, ConfigError
 from dinno_msgs.msg import RobotStatus
 from dinno_ros.data_sources import yaw_from_quaternion
+from dinno_ros.map_output import MAP_PARAMETERS, MapPublisher, check_map_options
 from dinno_ros.monitoring import diagnose
 from dinno_ros.parameters import (
     ROBOT_ALGORITHMS,
@@ -104,6 +107,7 @@ NODE_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
      "final weights go next to it as <name>.weights.npy.", "a writable path or empty"),
     ("torch_threads", 1, "integer", "torch intra-op threads of this process.", ">= 1"),
     ("diagnostics_period", 1.0, "double", "Seconds between /diagnostics messages.", "> 0"),
+    *MAP_PARAMETERS,
 ]
 
 
@@ -146,6 +150,7 @@ class RobotNode(Node):
         self.trainer.publish = self._publish_weights
         self.trainer.on_round = self._on_round
         self.trainer.before_round = self._update_neighbours
+        self.map_publisher = MapPublisher.for_node(self, self.trainer, options)
         self._encoding = ENCODINGS[options["encoding"]]
         self._stop = threading.Event()
         self.done = threading.Event()
@@ -310,6 +315,7 @@ class RobotNode(Node):
             value = p[name]
             if (value <= low if strict else value < low) or (isinstance(value, float) and not math.isfinite(value)):
                 error(f"parameter '{name}': must be {'>' if strict else '>='} {low}, got {value}")
+        self._errors.extend(check_map_options(p))
         if p["encoding"] not in ENCODINGS:
             error(f"parameter 'encoding': {p['encoding']!r} is not allowed; allowed: {', '.join(ENCODINGS)}")
         if p["dtype"] not in ("float32", "float64"):
@@ -399,6 +405,8 @@ class RobotNode(Node):
         status.neighbours_heard = list(report.heard)
         status.messages_dropped = min(self.exchange.total_dropped, 2**32 - 1)
         self.status_pub.publish(status)
+        if self.map_publisher is not None:
+            self.map_publisher.on_round(report.round)
 
     def _publish_diagnostics(self) -> None:
         state = self.trainer.state

@@ -1,0 +1,448 @@
+"""Embedded 2-D lidar simulator: the sensor topics of a whole mapping team from one process.
+
+    python -m dinno_ros.lidar_sim_node --ros-args -p team:=[robot_0, robot_1] -p task.plan:=office
+    ros2 run dinno_ros lidar_sim --ros-args --params-file sim.params.yaml
+
+For every robot of ``team`` it publishes what Gazebo's bridge or a real robot's drivers would:
+
+* ``/<robot>/scan`` (``sensor_msgs/LaserScan``, sensor-data QoS), frame ``<robot>/base_scan``:
+  ``angle_min``/``angle_max``/``angle_increment`` of the task's lidar, ``range_min``/
+  ``range_max``, ``scan_time``, ``time_increment = 0`` (all beams at once) and ``ranges`` with
+  REP 117 values: ``+inf`` no return within ``range_max``, ``-inf`` closer than ``range_min``;
+* ``/<robot>/odom`` (``nav_msgs/Odometry``), ``<robot>/odom`` → ``<robot>/base_link``: the
+  exact pose along the robot's path and the body-frame twist (``linear.x`` = speed,
+  ``angular.z`` = yaw rate). The odom frame's origin IS the plan's world frame (the map frame):
+  all robots share it, which is what the robots' mapping data source assumes. The lidar sits at
+  ``base_link`` (``base_scan`` = ``base_link``). A scan and an odometry message with the same
+  stamp are published together in every scan tick; more odometry comes at ``odom_rate_hz``;
+* ``/tf`` (odom → base_link per robot) and ``/tf_static`` (``world_frame`` → each odom,
+  base_link → base_scan, identities) only if ``tf2_msgs`` is importable: no ``tf2_msgs``
+  wheel exists on PyPI, so on a pip-only machine TF is skipped with one info log line;
+* ``/clock`` (``rosgraph_msgs/Clock``) when ``use_sim_time`` is true: the simulator is then the
+  clock source, simulation time starts at 0 and every stamp is simulation time. Otherwise the
+  stamps are wall-clock time. The simulator's own timers run on the steady clock either way.
+
+Motion: robot ``i`` drives path ``i mod P`` of the task's path set (the core's
+:class:`~dinno_core.tasks.mapping.task.MappingTask` places robots exactly as the offline
+experiment and the robot nodes do), at ``task.speed`` m/s along the smooth arc-length spline.
+Scans are cast at ``task.lidar.rate_hz`` with the core's vectorized :func:`cast_rays`, all
+robots × beams in ONE call per tick, with Gaussian range noise ``task.lidar.noise_std`` (seeded
+by ``seed``). Time starts when every robot's node subscribed to its scan topic, or after
+``wait_for_subscribers`` seconds.
+
+Parameters: ``team``, ``seed`` and the ``task.*`` parameters (generated from the core's
+``MappingTaskConfig``, validated by it: ``task.plan``, ``task.paths``, ``task.speed``,
+``task.lidar.num_beams`` / ``angle_min`` / ``angle_max`` / ``range_min`` / ``range_max`` /
+``noise_std`` / ``rate_hz``, ...), the same values a team config gives its robots (see
+``team_spec.SimulatorConfig``); plus the simulator's own in :data:`SIM_PARAMETERS`. An invalid
+value stops the node with exit status 2 and a message naming the parameter.
+
+``trace_path`` records every scan tick (stamp, poses, ranges) to an ``.npz`` on exit, so a run
+can be replayed offline exactly (``dinno_ros.demo`` trains its individual-robot baseline on it).
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
+from geometry_msgs.msg import Quaternion
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import LaserScan
+
+from dinno_core.config import ConfigError
+from dinno_core.tasks.mapping.raycast import cast_rays
+from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
+
+NODE_NAME = "lidar_sim"
+
+# name, default, type, description, constraints. Types: string, integer, double, bool, string_array.
+SIM_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
+    ("team", None, "string_array", "Robot ids, in team order: robot i drives path i mod P of the task's paths "
+     "(the order the robot nodes use).", "required, unique"),
+    ("seed", 0, "integer", "Experiment seed: range noise (and the task's path placement).", ">= 0"),
+    ("odom_rate_hz", 20.0, "double", "Odometry rate (besides the odometry sent with every scan).", "> 0"),
+    ("clock_rate_hz", 50.0, "double", "Rate of /clock when use_sim_time is true.", "> 0"),
+    ("wait_for_subscribers", 30.0, "double", "Seconds to wait for every robot's scan subscriber before "
+     "the robots start moving (nothing is published before).", ">= 0; 0 = start at once"),
+    ("publish_tf", True, "bool", "Publish /tf and /tf_static (only possible when tf2_msgs is importable).", ""),
+    ("scan_topic", "/{robot}/scan", "string", "Scan topic pattern; {robot} is the robot id.", "must contain {robot}"),
+    ("odom_topic", "/{robot}/odom", "string", "Odometry topic pattern.", "must contain {robot}"),
+    ("scan_frame", "{robot}/base_scan", "string", "LaserScan frame_id pattern.", "a frame id"),
+    ("odom_frame", "{robot}/odom", "string", "Odometry frame_id pattern (its origin is the world frame).",
+     "a frame id"),
+    ("base_frame", "{robot}/base_link", "string", "Odometry child_frame_id pattern.", "a frame id"),
+    ("world_frame", "map", "string", "The plan's world frame (parent of every odom frame in /tf_static).",
+     "a frame id"),
+    ("trace_path", "", "string", "Write every scan tick (stamp, poses, ranges) to this .npz on exit.",
+     "a writable path or empty"),
+]
+TRACE_MAX_TICKS = 200_000
+"""Scan ticks kept for trace_path (older ones are dropped beyond this)."""
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    """The parameter value as ``kind``, or raise ``TypeError``."""
+    if kind == "string_array":
+        if value is None:
+            return []
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+    elif kind == "string" and isinstance(value, str):
+        return value
+    elif kind == "bool" and isinstance(value, bool):
+        return value
+    elif kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif kind == "double" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(kind)
+
+
+def yaw_quaternion(yaw: float) -> Quaternion:
+    """A rotation of ``yaw`` radians about z."""
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
+
+
+def stamp_of(seconds: float) -> TimeMsg:
+    """``builtin_interfaces/Time`` of ``seconds`` (>= 0)."""
+    sec = int(math.floor(seconds))
+    nanosec = int(round((seconds - sec) * 1e9))
+    if nanosec >= 1_000_000_000:
+        sec, nanosec = sec + 1, nanosec - 1_000_000_000
+    return TimeMsg(sec=sec, nanosec=nanosec)
+
+
+def float32_array(values: np.ndarray) -> array.array:
+    """A ``float32[]`` message field from numpy: ``array('f')`` from bytes (assigning a numpy
+    array directly is ~400x slower)."""
+    return array.array("f", np.ascontiguousarray(values, dtype=np.float32).tobytes())
+
+
+class LidarSimNode(Node):
+    """Publishes LaserScan + Odometry (+ TF, /clock) for every robot of a mapping team."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._errors: list[str] = []
+        options, task_config = self._read_parameters()
+        self.options = options
+        from dinno_core.tasks.mapping.task import build_task
+
+        self.team: list[str] = options["team"]
+        # Only the plan, the paths and the lidar are needed: a one-scan validation set is enough.
+        light = task_config.model_copy(update={"validation_scans": 1})
+        try:
+            self.task = build_task(light, len(self.team), options["seed"])
+        except (OSError, ValueError, KeyError) as error:
+            raise ConfigError(f"parameter 'task.plan' / 'task.paths': {error}") from None
+        self.plan = self.task.plan
+        self.spec = self.task.spec
+        self.speed = float(task_config.speed)
+        self.paths = self.task.paths
+        self.offsets = np.asarray(self.task.path_offsets, dtype=float)
+        self.rng = np.random.default_rng([options["seed"], 7])
+        self.sim_clock = bool(self.get_parameter("use_sim_time").value)
+
+        fmt = {robot: {"robot": robot} for robot in self.team}
+        self.scan_frames = [options["scan_frame"].format(**fmt[r]) for r in self.team]
+        self.odom_frames = [options["odom_frame"].format(**fmt[r]) for r in self.team]
+        self.base_frames = [options["base_frame"].format(**fmt[r]) for r in self.team]
+        self.scan_pubs = [self.create_publisher(LaserScan, options["scan_topic"].format(**fmt[r]),
+                                                qos_profile_sensor_data) for r in self.team]
+        self.odom_pubs = [self.create_publisher(Odometry, options["odom_topic"].format(**fmt[r]), 20)
+                          for r in self.team]
+        self._tf_pub = self._tf_static_pub = None
+        self._tf_message = None
+        if options["publish_tf"]:
+            self._setup_tf()
+        self._clock_pub = None
+        if self.sim_clock:
+            from rosgraph_msgs.msg import Clock as ClockMsg
+
+            self._clock_type = ClockMsg
+            self._clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
+
+        self.t0: float | None = None  # monotonic time at which the robots start moving
+        self.wall0 = 0.0
+        self.created = time.monotonic()
+        self.scans_published = 0
+        self.odom_published = 0
+        self._trace: list[tuple[float, np.ndarray, np.ndarray]] = []
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(self.spec.scan_time, self._on_scan_tick, clock=steady)
+        self.create_timer(1.0 / options["odom_rate_hz"], self._on_odom_tick, clock=steady)
+        if self._clock_pub is not None:
+            self.create_timer(1.0 / options["clock_rate_hz"], self._on_clock_tick, clock=steady)
+        self.get_logger().info(
+            f"simulating {len(self.team)} robots on plan {self.plan.name!r} ({task_config.plan}): "
+            f"{self.spec.num_beams} beams over {math.degrees(self.spec.angle_max - self.spec.angle_min):.0f} deg, "
+            f"range {self.spec.range_min:g}-{self.spec.range_max:g} m, noise {self.spec.noise_std:g} m, "
+            f"{self.spec.rate_hz:g} Hz, speed {self.speed:g} m/s, "
+            f"{'simulation time on /clock' if self.sim_clock else 'wall-clock stamps'}")
+
+    # ------------------------------------------------------------------ parameters
+
+    def _declare(self, name: str, default: Any, kind: str, description: str, constraints: str) -> Any:
+        descriptor = ParameterDescriptor(description=description, additional_constraints=constraints)
+        try:
+            if kind == "string_array":
+                value = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor).value
+            else:
+                descriptor.dynamic_typing = True
+                value = self.declare_parameter(name, default, descriptor).value
+        except InvalidParameterTypeException as error:
+            self._errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')} ({error})")
+            return [] if kind == "string_array" else default
+        try:
+            return _coerce(kind, value)
+        except TypeError:
+            self._errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')}, got {value!r}"
+                                + (f"; allowed: {constraints}" if constraints else ""))
+            return default
+
+    def _read_parameters(self) -> tuple[dict[str, Any], Any]:
+        error = self._errors.append
+        p = {name: self._declare(name, default, kind, description, constraints)
+             for name, default, kind, description, constraints in SIM_PARAMETERS}
+        task_name = self._declare("task.name", "mapping", "string", "Learning task (the simulator serves "
+                                  "the mapping task only).", "mapping")
+        task = None
+        if task_name != "mapping":
+            error(f"parameter 'task.name': the lidar simulator serves the mapping task, got {task_name!r}")
+        else:
+            raw = {}
+            for spec in task_parameters("mapping"):
+                descriptor = ParameterDescriptor(description=spec.description,
+                                                 additional_constraints=spec.constraints, dynamic_typing=True)
+                raw[spec.name] = self.declare_parameter(spec.name, spec.default, descriptor).value
+            try:
+                task = validate_model(task_model("mapping"), {"name": "mapping", **nest(raw, "task")}, "task")
+            except ConfigError as problem:
+                error(str(problem))
+        declared = set(self._parameters)
+        for name in sorted(set(getattr(self, "_parameter_overrides", {})) - declared):
+            error(f"parameter '{name}' is unknown")
+        team = p["team"]
+        if not team:
+            error("parameter 'team' is required: the robot ids, e.g. team:=[robot_0, robot_1]")
+        elif len(set(team)) != len(team):
+            error(f"parameter 'team': ids must be unique, got {team}")
+        if p["seed"] < 0:
+            error(f"parameter 'seed': must be >= 0, got {p['seed']}")
+        for name in ("odom_rate_hz", "clock_rate_hz"):
+            if not (p[name] > 0 and math.isfinite(p[name])):
+                error(f"parameter '{name}': must be > 0, got {p[name]}")
+        if not (p["wait_for_subscribers"] >= 0 and math.isfinite(p["wait_for_subscribers"])):
+            error(f"parameter 'wait_for_subscribers': must be >= 0, got {p['wait_for_subscribers']}")
+        for name in ("scan_topic", "odom_topic"):
+            if "{robot}" not in p[name]:
+                error(f"parameter '{name}': must contain {{robot}}, got {p[name]!r}")
+        for name in ("scan_frame", "odom_frame", "base_frame", "world_frame"):
+            try:
+                p[name].format(robot="r")
+            except (KeyError, IndexError, ValueError):
+                error(f"parameter '{name}': only {{robot}} may be substituted, got {p[name]!r}")
+        if self._errors:
+            raise ConfigError("\n".join(self._errors))
+        return p, task
+
+    # ------------------------------------------------------------------ TF
+
+    def _setup_tf(self) -> None:
+        try:
+            from geometry_msgs.msg import TransformStamped
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.get_logger().info("tf2_msgs is not importable (no PyPI wheel): not publishing /tf and "
+                                   "/tf_static; odometry carries the poses")
+            return
+        self._transform_type = TransformStamped
+        self._tf_message = TFMessage
+        self._tf_pub = self.create_publisher(TFMessage, "/tf", 100)
+        static_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                history=HistoryPolicy.KEEP_LAST, depth=1)
+        self._tf_static_pub = self.create_publisher(TFMessage, "/tf_static", static_qos)
+        transforms = []
+        for odom, base, scan in zip(self.odom_frames, self.base_frames, self.scan_frames):
+            for parent, child in ((self.options["world_frame"], odom), (base, scan)):
+                t = TransformStamped()
+                t.header.frame_id, t.child_frame_id = parent, child
+                t.transform.rotation.w = 1.0
+                transforms.append(t)
+        self._tf_static_pub.publish(TFMessage(transforms=transforms))
+
+    # ------------------------------------------------------------------ simulation
+
+    def _started(self) -> bool:
+        if self.t0 is not None:
+            return True
+        waited = time.monotonic() - self.created
+        missing = [r for r, pub in zip(self.team, self.scan_pubs) if pub.get_subscription_count() == 0]
+        if missing and waited < self.options["wait_for_subscribers"]:
+            return False
+        self.t0 = time.monotonic()
+        self.wall0 = time.time()
+        note = f"; no subscriber yet for {', '.join(missing)}" if missing else ""
+        self.get_logger().info(f"robots start moving after {waited:.1f} s{note}")
+        return True
+
+    def _now(self) -> tuple[float, float]:
+        """``(t, stamp)``: seconds since the start and the message stamp in seconds."""
+        t = time.monotonic() - self.t0
+        return t, (t if self.sim_clock else self.wall0 + t)
+
+    def poses_at(self, t: float) -> np.ndarray:
+        """World poses ``[N, 3]`` (x, y, yaw) of every robot ``t`` seconds after the start."""
+        s = self.offsets + self.speed * t
+        return np.stack([path.pose_at(si) for path, si in zip(self.paths, s)])
+
+    def yaw_rates_at(self, t: float, ds: float = 0.02) -> np.ndarray:
+        """Yaw rates ``[N]`` (rad/s) from the heading change along each path."""
+        s = self.offsets + self.speed * t
+        ahead = np.array([path.pose_at(si + ds)[2] for path, si in zip(self.paths, s)])
+        behind = np.array([path.pose_at(si - ds)[2] for path, si in zip(self.paths, s)])
+        turn = np.arctan2(np.sin(ahead - behind), np.cos(ahead - behind))
+        return turn / (2 * ds) * self.speed
+
+    def _publish_odometry(self, t: float, stamp_seconds: float, poses: np.ndarray) -> None:
+        stamp = stamp_of(stamp_seconds)
+        yaw_rates = self.yaw_rates_at(t)
+        transforms = []
+        for i, pub in enumerate(self.odom_pubs):
+            msg = Odometry()
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.odom_frames[i]
+            msg.child_frame_id = self.base_frames[i]
+            msg.pose.pose.position.x = float(poses[i, 0])
+            msg.pose.pose.position.y = float(poses[i, 1])
+            msg.pose.pose.orientation = yaw_quaternion(float(poses[i, 2]))
+            msg.twist.twist.linear.x = self.speed
+            msg.twist.twist.angular.z = float(yaw_rates[i])
+            pub.publish(msg)
+            if self._tf_pub is not None:
+                tf = self._transform_type()
+                tf.header = msg.header
+                tf.child_frame_id = msg.child_frame_id
+                tf.transform.translation.x, tf.transform.translation.y = msg.pose.pose.position.x, msg.pose.pose.position.y
+                tf.transform.rotation = msg.pose.pose.orientation
+                transforms.append(tf)
+        if self._tf_pub is not None:
+            self._tf_pub.publish(self._tf_message(transforms=transforms))
+        self.odom_published += 1
+
+    def _on_odom_tick(self) -> None:
+        if not self._started():
+            return
+        t, stamp = self._now()
+        self._publish_odometry(t, stamp, self.poses_at(t))
+
+    def _on_scan_tick(self) -> None:
+        if not self._started():
+            return
+        t, stamp_seconds = self._now()
+        poses = self.poses_at(t)
+        ranges = cast_rays(self.plan, poses, self.spec, self.rng)  # [N, B]: one vectorized call
+        self._publish_odometry(t, stamp_seconds, poses)  # the scan's pose, same stamp
+        stamp = stamp_of(stamp_seconds)
+        spec = self.spec
+        for i, pub in enumerate(self.scan_pubs):
+            msg = LaserScan()
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.scan_frames[i]
+            msg.angle_min = float(spec.angle_min)
+            msg.angle_max = float(spec.angle_max)
+            msg.angle_increment = float(spec.angle_increment)
+            msg.time_increment = 0.0
+            msg.scan_time = float(spec.scan_time)
+            msg.range_min = float(spec.range_min)
+            msg.range_max = float(spec.range_max)
+            msg.ranges = float32_array(ranges[i])
+            pub.publish(msg)
+        self.scans_published += 1
+        if self.options["trace_path"]:
+            self._trace.append((stamp_seconds, poses, ranges.astype(np.float32)))
+            if len(self._trace) > TRACE_MAX_TICKS:
+                del self._trace[: TRACE_MAX_TICKS // 10]
+
+    def _on_clock_tick(self) -> None:
+        if not self._started():
+            return
+        t, _ = self._now()
+        msg = self._clock_type()
+        msg.clock = stamp_of(t)
+        self._clock_pub.publish(msg)
+
+    # ------------------------------------------------------------------ trace
+
+    def write_trace(self) -> str | None:
+        """Write the recorded scan ticks to ``trace_path`` (atomically); None if disabled."""
+        path = self.options["trace_path"]
+        if not path:
+            return None
+        ticks = self._trace
+        num_robots, num_beams = len(self.team), self.spec.num_beams
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp.npz")
+        np.savez(
+            temporary,
+            stamps=np.array([tick[0] for tick in ticks], dtype=np.float64),
+            poses=np.stack([tick[1] for tick in ticks]) if ticks else np.zeros((0, num_robots, 3)),
+            ranges=np.stack([tick[2] for tick in ticks]) if ticks else np.zeros((0, num_robots, num_beams), np.float32),
+            team=np.array(self.team),
+            speed=self.speed,
+            rate_hz=self.spec.rate_hz,
+            sim_clock=self.sim_clock,
+            wall0=self.wall0,
+        )
+        os.replace(temporary, target)
+        return str(target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    rclpy.init(args=argv)
+    try:
+        node = LidarSimNode()
+    except ConfigError as error:
+        print(f"lidar_sim: invalid parameters:\n{error}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        try:
+            path = node.write_trace()
+            if path:
+                print(f"lidar_sim: {len(node._trace)} scan ticks written to {path}", flush=True)
+        except Exception as error:  # noqa: BLE001 - a trace is a convenience
+            print(f"lidar_sim: could not write the trace: {error}", file=sys.stderr, flush=True)
+        print(f"lidar_sim: published {node.scans_published} scan ticks x {len(node.team)} robots", flush=True)
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
