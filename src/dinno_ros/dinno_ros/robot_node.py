@@ -436,7 +436,9 @@ class RobotNode(Node):
         try:
             self.trainer.run(self._stop)
         except BaseException as error:  # noqa: BLE001 - reported, then the node exits non-zero
-            if not self._stop.is_set():
+            # After SIGINT/SIGTERM the context is shut down before stop() is called; a publish
+            # in that window raises ("publisher's context is invalid"): a stop, not a failure.
+            if not self._stop.is_set() and self.context.ok():
                 self.failed = error
                 self.get_logger().error(f"training failed: {type(error).__name__}: {error}")
         finally:
