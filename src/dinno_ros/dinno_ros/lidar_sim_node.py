@@ -426,10 +426,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    failed = False
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as error:  # noqa: BLE001
+        # SIGINT/SIGTERM shut the context down; a timer callback publishing at that moment
+        # raises ("publisher's context is invalid"): that is a normal stop, anything else is not.
+        if node.context.ok():
+            failed = True
+            print(f"lidar_sim: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
     finally:
         try:
             path = node.write_trace()
@@ -441,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
