@@ -15,9 +15,11 @@
 3. Trains the baseline offline, in this process, with the core: every robot ALONE (``individual``,
    the core's LocalTraining; same initial weights, minibatch generators, batch size, optimizer,
    learning-rate schedule and gradient steps per round as the team's DiNNO primal step) on
-   exactly the scans that robot received (replayed from the trace: the same ranges and poses,
-   each scan fed before the round at which it had reached the robot), for as many rounds as
-   the team's robots ran.
+   exactly the scans that robot was sent (replayed from the trace: the same ranges and poses),
+   for as many rounds as the team's robots ran. A scan taken while the team was stepping round
+   k is in the individual robot's window from round k on (round times from the robots' status
+   history): never later than it could have reached the ROS robot, so the schedule favours the
+   baseline.
 4. Writes ``summary.json`` (per-robot metrics for team and individual, the margins, agreement
    between robots), ``maps.png`` (ground truth, each team robot's map, each individual robot's
    map), and prints a table and the margin.
@@ -212,8 +214,8 @@ def train_individuals(evaluator: Evaluator, trace: dict[str, np.ndarray], scans_
         "scans_fed": int(fed),
         "scans_before_first_round": int(scans_at_round[0]),
         "seconds": round(time.perf_counter() - started, 2),
-        "data": "the simulator's recorded scans (same ranges and poses the robots received); a scan is "
-                "in the window from the first round completed after its stamp",
+        "data": "the simulator's recorded scans (same ranges and poses the robots were sent); a scan is "
+                "in the window from the first round whose completion (status) came after its stamp",
     }
     with torch.no_grad():
         return algorithm.theta.detach().clone(), description
