@@ -25,7 +25,8 @@ def plot_curves(results: dict[str, Any], out_dir: Path) -> list[Path]:
                 axes.plot(algorithm["curves"]["round"], algorithm["curves"][metric], label=name)
         axes.set_xlabel("round")
         axes.set_ylabel(metric.replace("_", " "))
-        if metric in _LOG_SCALE:
+        values = [v for a in algorithms.values() for v in a["curves"].get(metric, [])]
+        if metric in _LOG_SCALE and values and min(values) > 0:
             axes.set_yscale("log")
         axes.grid(alpha=0.3)
         axes.legend()
