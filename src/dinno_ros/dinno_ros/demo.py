@@ -6,7 +6,7 @@
 1. Runs the team of ``config/team_mapping_demo.yaml`` (robot nodes + the embedded lidar
    simulator, one process each) with ``dinno-team``'s own machinery (:class:`dinno_ros.team.TeamRun`:
    same bringup, live per-robot table, clean stop, ``team.json``, loss/consensus plots), bounded
-   by ``--duration`` seconds (default 150) or the config's rounds, whichever comes first.
+   by ``--duration`` seconds (default 120) or the config's rounds, whichever comes first.
    The simulator records every scan it published (``sim_trace.npz``).
 2. Evaluates each robot's final weights (``robots/<id>.weights.npy``, written by the node) with
    the core's ``MappingTask.evaluate``: validation loss (mean BCE on the validation scans),
@@ -46,7 +46,7 @@ from rich.text import Text
 
 DEFAULT_CONFIG_NAME = "team_mapping_demo.yaml"
 DEFAULT_OUT = Path("results") / "demo"
-DEFAULT_DURATION = 150.0
+DEFAULT_DURATION = 120.0
 METRICS = ("validation_loss", "occupancy_accuracy", "occupancy_iou")
 LOWER_IS_BETTER = {"validation_loss"}
 
