@@ -58,15 +58,14 @@ from geometry_msgs.msg import Quaternion
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 
 from dinno_core.config import ConfigError
 from dinno_core.tasks.mapping.raycast import cast_rays
+from dinno_ros.node_parameters import declare_checked
 from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
 
 NODE_NAME = "lidar_sim"
@@ -94,24 +93,6 @@ SIM_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
 ]
 TRACE_MAX_TICKS = 200_000
 """Scan ticks kept for trace_path (older ones are dropped beyond this)."""
-
-
-def _coerce(kind: str, value: Any) -> Any:
-    """The parameter value as ``kind``, or raise ``TypeError``."""
-    if kind == "string_array":
-        if value is None:
-            return []
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return list(value)
-    elif kind == "string" and isinstance(value, str):
-        return value
-    elif kind == "bool" and isinstance(value, bool):
-        return value
-    elif kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif kind == "double" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(kind)
 
 
 def yaw_quaternion(yaw: float) -> Quaternion:
@@ -199,22 +180,7 @@ class LidarSimNode(Node):
     # ------------------------------------------------------------------ parameters
 
     def _declare(self, name: str, default: Any, kind: str, description: str, constraints: str) -> Any:
-        descriptor = ParameterDescriptor(description=description, additional_constraints=constraints)
-        try:
-            if kind == "string_array":
-                value = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor).value
-            else:
-                descriptor.dynamic_typing = True
-                value = self.declare_parameter(name, default, descriptor).value
-        except InvalidParameterTypeException as error:
-            self._errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')} ({error})")
-            return [] if kind == "string_array" else default
-        try:
-            return _coerce(kind, value)
-        except TypeError:
-            self._errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')}, got {value!r}"
-                                + (f"; allowed: {constraints}" if constraints else ""))
-            return default
+        return declare_checked(self, self._errors, name, default, kind, description, constraints)
 
     def _read_parameters(self) -> tuple[dict[str, Any], Any]:
         error = self._errors.append

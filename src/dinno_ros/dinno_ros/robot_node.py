@@ -38,10 +38,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
-from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float32
@@ -51,6 +49,7 @@ from dinno_msgs.msg import RobotStatus
 from dinno_ros.data_sources import yaw_from_quaternion
 from dinno_ros.map_output import MAP_PARAMETERS, MapPublisher, check_map_options
 from dinno_ros.monitoring import diagnose
+from dinno_ros.node_parameters import declare_checked
 from dinno_ros.parameters import (
     ROBOT_ALGORITHMS,
     ParameterSpec,
@@ -109,24 +108,6 @@ NODE_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
     ("diagnostics_period", 1.0, "double", "Seconds between /diagnostics messages.", "> 0"),
     *MAP_PARAMETERS,
 ]
-
-
-def _coerce(kind: str, value: Any) -> Any:
-    """The parameter value as ``kind``, or raise ``TypeError``."""
-    if kind == "string_array":
-        if value is None:
-            return []
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return list(value)
-    elif kind == "string" and isinstance(value, str):
-        return value
-    elif kind == "bool" and isinstance(value, bool):
-        return value
-    elif kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif kind == "double" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(kind)
 
 
 class RobotNode(Node):
@@ -213,28 +194,7 @@ class RobotNode(Node):
     # ------------------------------------------------------------------ parameters
 
     def _declare(self, name: str, default: Any, kind: str, description: str, constraints: str) -> Any:
-        descriptor = ParameterDescriptor(description=description, additional_constraints=constraints)
-        try:
-            if kind == "string_array":
-                value = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor).value
-            else:
-                descriptor.dynamic_typing = True
-                value = self.declare_parameter(name, default, descriptor).value
-        except InvalidParameterTypeException as error:
-            override = getattr(self, "_parameter_overrides", {}).get(name)
-            if kind == "string_array" and override is not None and override.value is not None \
-                    and len(override.value) == 0:
-                # An empty list has no element type (rclpy makes it a byte array): it is just empty.
-                self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor, ignore_override=True)
-                return []
-            self._errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')} ({error})")
-            return [] if kind == "string_array" else default
-        try:
-            return _coerce(kind, value)
-        except TypeError:
-            self._errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')}, got {value!r}"
-                                + (f"; allowed: {constraints}" if constraints else ""))
-            return default
+        return declare_checked(self, self._errors, name, default, kind, description, constraints)
 
     def _declare_model(self, specs: list[ParameterSpec]) -> dict[str, Any]:
         values = {}
