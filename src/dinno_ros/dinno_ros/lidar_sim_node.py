@@ -411,8 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - a trace is a convenience
             print(f"lidar_sim: could not write the trace: {error}", file=sys.stderr, flush=True)
         print(f"lidar_sim: published {node.scans_published} scan ticks x {len(node.team)} robots", flush=True)
-        executor.remove_node(node)
-        node.destroy_node()
+        try:
+            executor.remove_node(node)
+            node.destroy_node()
+        except Exception:  # noqa: BLE001 - SIGINT/SIGTERM may have shut the context down already
+            if rclpy.ok():
+                raise
         rclpy.try_shutdown()
     return 1 if failed else 0
 

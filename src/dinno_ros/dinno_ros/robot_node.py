@@ -446,12 +446,20 @@ def main(argv: list[str] | None = None) -> int:
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         interrupted = True
+    except Exception:  # noqa: BLE001 - a wait racing SIGINT/SIGTERM's shutdown raises RCLError
+        if rclpy.ok():
+            raise
+        interrupted = True
     finally:
         node.stop()
         if not interrupted and rclpy.ok() and node.trainer.state.finished:
             node.flush()
-        executor.remove_node(node)
-        node.destroy_node()
+        try:
+            executor.remove_node(node)
+            node.destroy_node()
+        except Exception:  # noqa: BLE001 - SIGINT/SIGTERM may have shut the context down already
+            if rclpy.ok():
+                raise
         rclpy.try_shutdown()
     if node.failed is not None:
         return 1

@@ -211,9 +211,11 @@ class RobotTrainer:
         with self._lock:
             self.algorithm.initialize(self.data.sample)
         self._warm_up()
+        announced: int | None = None  # a round already sent before the loop (not sent twice)
         if self.exchange.expected and self.settings.startup_timeout > 0:
             self.before_round()
             self._publish_current()  # let the neighbours hear us while we wait for them
+            announced = self.algorithm.round
             silent = self.exchange.wait_for_neighbours(self.settings.startup_timeout)
             if silent:
                 self.log.warning(f"starting without having heard {', '.join(silent)} "
@@ -226,7 +228,9 @@ class RobotTrainer:
             self.before_round()
             k = self.algorithm.round
             self.exchange.begin_round(k)
-            self._publish_current()
+            if k != announced:  # a second copy would reach fast neighbours as a stale message
+                self._publish_current()
+            announced = None
             inputs = self.exchange.wait_for_round(k, self.settings.round_timeout)
             if inputs.stopped or stop.is_set():
                 break
