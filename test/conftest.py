@@ -14,7 +14,8 @@ Set once, in ``pytest_configure`` (before any test module is imported, so before
 * ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``: 1 unless already set; tests start several
   processes on a 2-core machine and oversubscription makes them slow and flaky.
 
-Fixtures: ``ros_env`` (environment for child processes). Marker: ``slow``.
+Fixtures: ``ros_env`` (environment for child processes), ``ros_context`` (a fresh rclpy
+context per test). Marker: ``slow``.
 """
 
 from __future__ import annotations
@@ -141,3 +142,14 @@ def ros_env() -> dict[str, str]:
     fail with ``librcl_action.so: cannot open shared object file``. Add keys, don't remove.
     """
     return dict(os.environ)
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh rclpy context for one test, shut down afterwards (init/shutdown cycles are safe)."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)

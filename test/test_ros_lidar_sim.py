@@ -38,16 +38,6 @@ def _key(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
 
 
-@pytest.fixture
-def ros_context():
-    import rclpy
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
-
-
 def _spin_until(executor, condition, timeout: float, process: subprocess.Popen | None = None, log=None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

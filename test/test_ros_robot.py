@@ -70,16 +70,6 @@ def test_parameter_values_validate_through_the_core_models():
     assert "parameter 'algorithm.optimizer.name'" in text and "'adam', 'adamw', 'sgd' or 'rmsprop'" in text
 
 
-@pytest.fixture
-def ros_context():
-    import rclpy
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
-
-
 def make_node(context, **overrides):
     from rclpy.parameter import Parameter
 

@@ -138,7 +138,6 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
             weights[name] = theta
     results["seconds"] = time.perf_counter() - started
     torch.save(weights, out_dir / "weights.pt")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     figures = plot_curves(results, out_dir)
     save_figures = getattr(task, "save_figures", None)
     if callable(save_figures):
