@@ -257,10 +257,12 @@ def test_mapping_robot_skips_and_counts_malformed_scans_keeps_training_and_publi
     points_per_scan = beams * MappingTaskConfig().samples_per_beam
     assert 4 <= data["scans_malformed"] <= sent["wrong_length"]
     assert 4 <= data["scans_without_pose"] <= sent["no_pose"]
-    # Every accepted good scan adds exactly points_per_scan points; NaN / -inf scans add none.
+    # Every accepted good scan adds exactly points_per_scan points; NaN / -inf scans are skipped
+    # and counted without taking a window slot.
     good_received = data["window_points"] // points_per_scan
     assert data["window_points"] % points_per_scan == 0 and 10 <= good_received <= sent["good"]
-    assert data["scans_used"] - good_received >= 8, data  # NaN/-inf scans arrived, contributed nothing
+    assert data["scans_used"] == data["window_scans"] == good_received, data
+    assert 8 <= data["scans_empty"] <= sent["nan"] + sent["neg_inf"], data
     assert "skipped a lidar scan" in log.read_text()
 
     # The map: the task's evaluation grid, map_server conventions; the image shows the same.

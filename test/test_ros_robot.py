@@ -264,8 +264,10 @@ def test_odometry_interpolation_and_mapping_window():
     assert not source.add_scan(0.5, np.full(7, 2.0))  # wrong beam count: malformed
     for _ in range(4):
         assert source.add_scan(0.5, np.full(8, 2.0))
+    assert not source.add_scan(0.5, np.full(8, np.nan))  # no usable beam: skipped, no window slot
+    assert not source.add_scan(0.5, np.full(8, -np.inf))
     stats = source.stats()
-    assert (stats["scans_used"], stats["scans_malformed"], stats["scans_without_pose"]) == (4, 1, 1)
+    assert (stats["scans_used"], stats["scans_malformed"], stats["scans_without_pose"], stats["scans_empty"]) == (4, 1, 1, 2)
     assert stats["window_scans"] == 3 and source.ready()
     points, labels = source.local_data.sample(64, torch.Generator().manual_seed(0))
     assert points.shape == (64, 2) and set(labels.unique().tolist()) <= {0.0, 1.0}

@@ -10,8 +10,9 @@ topics a source needs and forwards the messages' contents.
 * :class:`MappingDataSource`: the implicit-mapping task: LaserScan + Odometry → labelled points
   in the world frame (:func:`dinno_core.tasks.mapping.scan_points.scan_to_points`) → the robot's
   :class:`~dinno_core.tasks.mapping.scan_points.SlidingWindow`. The pose of each scan is the
-  odometry pose interpolated at the scan's stamp; malformed scans and scans without a pose are
-  skipped and counted.
+  odometry pose interpolated at the scan's stamp; malformed scans, scans without a pose and
+  scans with no usable beam (all NaN, or all closer than range_min) are skipped and counted,
+  so they never take a slot of the sliding window.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class MappingDataSource(DataSource):
         self.scans_used = 0
         self.scans_malformed = 0
         self.scans_without_pose = 0
+        self.scans_empty = 0
 
     @classmethod
     def for_task(cls, task: Any, seed: int) -> MappingDataSource:
@@ -180,6 +182,10 @@ class MappingDataSource(DataSource):
             with self.lock:
                 self.scans_malformed += 1
             return False
+        if len(points) == 0:
+            with self.lock:
+                self.scans_empty += 1
+            return False
         with self.lock:
             self.window.append(points, labels)
             self.scans_used += 1
@@ -188,7 +194,8 @@ class MappingDataSource(DataSource):
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return {"kind": "mapping", "scans_used": self.scans_used, "scans_malformed": self.scans_malformed,
-                    "scans_without_pose": self.scans_without_pose, "window_scans": self.window.num_scans,
+                    "scans_without_pose": self.scans_without_pose, "scans_empty": self.scans_empty,
+                    "window_scans": self.window.num_scans,
                     "window_points": len(self.window)}
 
 

@@ -368,6 +368,7 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
             "scans_used": data.get("scans_used"),
             "scans_malformed": data.get("scans_malformed"),
             "scans_without_pose": data.get("scans_without_pose"),
+            "scans_empty": data.get("scans_empty"),
             "team": {m: _finite(team_metrics_all[m][k]) for m in team_metrics_all},
         }
         if team_unseen is not None:

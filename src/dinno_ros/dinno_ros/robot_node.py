@@ -320,7 +320,7 @@ class RobotNode(Node):
 
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         if not self.trainer.source.add_scan(stamp, np.asarray(msg.ranges, dtype=float)):
-            self.get_logger().warning("skipped a lidar scan (malformed, or no odometry at its stamp)",
+            self.get_logger().warning("skipped a lidar scan (malformed, no usable beam, or no odometry at its stamp)",
                                       throttle_duration_sec=5.0)
 
     def _update_neighbours(self) -> None:
