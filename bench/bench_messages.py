@@ -175,6 +175,7 @@ def bench_latency(pings: int) -> list[tuple[str, ...]]:
                          f"{np.percentile(one_way, 90) * 1e3:.2f}", f"{4 * n / statistics.median(one_way) / 1e6:.0f}"))
     finally:
         executor.shutdown()
+        spinner.join(timeout=10)  # a spin thread alive at exit aborts the interpreter
         node.destroy_node()
         rclpy.try_shutdown()
         echo.terminate()
@@ -218,6 +219,7 @@ def bench_team(name: str, algorithm: dict, task: dict, rounds: int, warmup: int)
     finally:
         stop_robots(processes)
         executor.shutdown()
+        spinner.join(timeout=10)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     if any(codes):

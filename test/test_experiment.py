@@ -102,3 +102,27 @@ def test_algorithms_option_runs_a_subset_and_rejects_unknown_names(tmp_path, cap
     assert set(json.loads((out / "results.json").read_text())["algorithms"]) == {"centralized"}
     assert main([str(config), "--out", str(tmp_path / "bad"), "--algorithms", "dinno,admm"]) == 2
     assert "admm not in the config; allowed: centralized, dinno, dsgt" in capsys.readouterr().err
+
+
+@pytest.fixture
+def restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_jobs_runs_algorithms_in_worker_processes_with_the_same_results(tmp_path, restore_torch_threads):
+    config = write(tmp_path, {**SMALL, "rounds": 6, "eval_every": 3, "torch_threads": 1})
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert main([str(config), "--out", str(serial)]) == 0
+    assert main([str(config), "--out", str(parallel), "--jobs", "2"]) == 0
+    one, two = (json.loads((out / "results.json").read_text()) for out in (serial, parallel))
+    assert list(two["algorithms"]) == list(one["algorithms"]) and two["jobs"] == 2
+    for name in SMALL["algorithms"]:
+        assert two["algorithms"][name]["curves"] == one["algorithms"][name]["curves"], name
+        assert two["algorithms"][name]["final"] == one["algorithms"][name]["final"], name
+    weights_one, weights_two = (torch.load(out / "weights.pt") for out in (serial, parallel))
+    for name in SMALL["algorithms"]:
+        torch.testing.assert_close(weights_two[name], weights_one[name], rtol=0, atol=0)
+    assert (parallel / "validation_loss.png").stat().st_size > 1000
+    assert main([str(config), "--out", str(tmp_path / "bad"), "--jobs", "0"]) == 2

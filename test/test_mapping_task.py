@@ -169,3 +169,41 @@ def test_experiment_configs_validate(name: str) -> None:
     config = load_experiment_config(path)
     assert isinstance(config.task, MappingTaskConfig)
     assert config.graph.kind == "disk" and config.num_robots >= 7
+
+
+def test_mapping_experiment_writes_maps_and_unseen_regions_the_same_in_worker_processes(
+    two_rooms: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import json
+
+    import yaml
+
+    from dinno_core.experiment import main
+
+    torch_threads = torch.get_num_threads()
+    config = {
+        "name": "two_rooms_small", "seed": 1, "rounds": 6, "eval_every": 3, "torch_threads": 1,
+        "task": small_config(two_rooms, samples_per_beam=8).model_dump(mode="json"),
+        "graph": {"kind": "disk", "num_robots": 2, "radius": 20.0},
+        "algorithms": {"dinno": {"kind": "dinno", "rho_init": 0.05, "primal_steps": 2, "batch_size": 64},
+                       "individual": {"kind": "individual", "batch_size": 64}},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    try:
+        serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+        assert main([str(path), "--out", str(serial)]) == 0
+        assert main([str(path), "--out", str(parallel), "--jobs", "2"]) == 0
+    finally:
+        torch.set_num_threads(torch_threads)
+    for out in (serial, parallel):
+        for picture in ("maps.png", "maps_dinno.png", "maps_individual.png", "validation_loss.png"):
+            assert (out / picture).stat().st_size > 1000, picture
+    unseen = json.loads((serial / "unseen_regions.json").read_text())
+    assert set(unseen) == {"dinno", "individual"} and len(unseen["dinno"]) == 2
+    # Each robot drives one room, so each has unseen cells; the replayed task's coverage (used
+    # by the worker-process run) must be the same as the serial run's.
+    assert all(0.0 <= robot["accuracy"] <= 1.0 for robot in unseen["dinno"])
+    assert json.loads((parallel / "unseen_regions.json").read_text()) == unseen
+    one, two = (json.loads((out / "results.json").read_text())["algorithms"] for out in (serial, parallel))
+    assert {name: a["final"] for name, a in one.items()} == {name: a["final"] for name, a in two.items()}

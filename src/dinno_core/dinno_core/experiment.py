@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +59,14 @@ def evaluate(task: Task, flat: FlatModel, theta: torch.Tensor) -> dict[str, torc
     return {name: value.detach().cpu().double() for name, value in metrics.items()}
 
 
+RoundReport = Callable[[int, "dict[str, float] | None"], None]
+"""``report(rounds_done, values)``: called after every round; ``values`` are the evaluation's
+metrics on evaluation rounds, else None."""
+
+
 def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: AlgorithmConfig,
-                  theta0: torch.Tensor, progress: Progress | None) -> tuple[Curves, dict[str, Any], torch.Tensor, Task]:
+                  theta0: torch.Tensor, report: RoundReport | None = None,
+                  ) -> tuple[Curves, dict[str, Any], torch.Tensor, Task]:
     """Train one algorithm for ``config.rounds`` rounds; returns its curves, final values, weights and task."""
     dtype = theta0.dtype
     torch.manual_seed(config.seed)
@@ -74,7 +84,6 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
     task.advance(0)
     team = SimulatedTeam(algorithm, graph, data)
     curves = Curves()
-    job = progress.add_task(name, total=config.rounds, status="") if progress else None
     training_loss = 0.0
     rejected = 0
     for round_index in range(config.rounds):
@@ -84,19 +93,15 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
         training_loss = float(stats.training_loss.mean())
         rejected += int(stats.rejected.sum())
         last = round_index == config.rounds - 1
+        values: dict[str, float] | None = None
         if (round_index + 1) % config.eval_every == 0 or last:
             metrics = evaluate(task, flat, algorithm.theta)
             values = {metric: float(value.mean()) for metric, value in metrics.items()}
             values["training_loss"] = training_loss
             values["consensus_error"] = consensus_error(algorithm.theta)
             curves.add(round_index + 1, values)
-            if progress is not None and job is not None:
-                progress.update(job, status=f"val loss {values['validation_loss']:.4g}")
-                if not progress.console.is_terminal:  # logs and CI get a line per evaluation
-                    progress.console.log(f"{name} round {round_index + 1}/{config.rounds}: "
-                                         + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
-        if progress is not None and job is not None:
-            progress.update(job, completed=round_index + 1)
+        if report is not None:
+            report(round_index + 1, values)
     final_metrics = evaluate(task, flat, algorithm.theta)
     final: dict[str, Any] = {metric: float(value.mean()) for metric, value in final_metrics.items()}
     final.update({f"{metric}_per_robot": value.tolist() for metric, value in final_metrics.items()})
@@ -105,8 +110,33 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
     return curves, final, algorithm.theta.detach().cpu(), task
 
 
-def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Run every algorithm of ``config``; write ``results.json``, weights and plots under ``out_dir``."""
+def _worker_run(config: ExperimentConfig, name: str, theta0: torch.Tensor, threads: int,
+                queue: Any) -> tuple[Curves, dict[str, Any], torch.Tensor, float]:
+    """One algorithm in a worker process of ``run_experiment(jobs > 1)``; progress goes to ``queue``."""
+    torch.set_num_threads(threads)
+    began = time.perf_counter()
+    curves, final, theta, _ = run_algorithm(config, name, config.algorithms[name], theta0,
+                                            lambda done, values: queue.put((name, done, values)))
+    return curves, final, theta, time.perf_counter() - began
+
+
+def replay_task(config: ExperimentConfig) -> Task:
+    """The task as it stands after ``config.rounds`` rounds (scans taken, coverage): what the
+    map figures need when the algorithms ran in other processes."""
+    task = build_task(config.task, config.num_robots, config.seed)
+    for round_index in range(config.rounds):
+        task.advance(round_index)
+    return task
+
+
+def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | None = None,
+                   jobs: int = 1) -> dict[str, Any]:
+    """Run every algorithm of ``config``; write ``results.json``, weights and plots under ``out_dir``.
+
+    ``jobs > 1`` runs that many algorithms at once in worker processes (each with
+    ``torch_threads``, or its share of the CPU cores, threads); the results are identical to a
+    serial run, since every algorithm starts from the same weights and seeds.
+    """
     console = console or Console(stderr=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.torch_threads:
@@ -120,23 +150,59 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
         "graph": describe(build_graph(config.graph).graph_at(0)) if static else {"kind": "disk", "radius": config.graph.radius},
         "algorithms": {},
     }
-    weights: dict[str, torch.Tensor] = {}
+    outcomes: dict[str, tuple[Curves, dict[str, Any], torch.Tensor, float]] = {}
     task: Task | None = None
     started = time.perf_counter()
     columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[status]}"))
     with Progress(*columns, console=console, transient=False) as progress:
-        for name, algorithm_config in config.algorithms.items():
-            began = time.perf_counter()
-            curves, final, theta, task = run_algorithm(config, name, algorithm_config, theta0, progress)
-            results["algorithms"][name] = {
-                "kind": algorithm_config.kind,
-                "curves": {"round": curves.rounds, **curves.metrics},
-                "final": final,
-                "seconds": time.perf_counter() - began,
-            }
-            weights[name] = theta
+        bars = {name: progress.add_task(name, total=config.rounds, status="") for name in config.algorithms}
+
+        def show(name: str, done: int, values: dict[str, float] | None) -> None:
+            progress.update(bars[name], completed=done)
+            if values is None:
+                return
+            progress.update(bars[name], status=f"val loss {values['validation_loss']:.4g}")
+            if not progress.console.is_terminal:  # logs and CI get a line per evaluation
+                progress.console.log(f"{name} round {done}/{config.rounds}: "
+                                     + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+
+        if jobs <= 1 or len(config.algorithms) == 1:
+            for name, algorithm_config in config.algorithms.items():
+                began = time.perf_counter()
+                curves, final, theta, task = run_algorithm(
+                    config, name, algorithm_config, theta0, lambda done, values, n=name: show(n, done, values))
+                outcomes[name] = (curves, final, theta, time.perf_counter() - began)
+        else:
+            workers = min(jobs, len(config.algorithms))
+            threads = config.torch_threads or max(1, (os.cpu_count() or 1) // workers)
+            context = multiprocessing.get_context("spawn")
+            with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+                queue = manager.Queue()
+                futures = {pool.submit(_worker_run, config, name, theta0, threads, queue): name
+                           for name in config.algorithms}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    while not queue.empty():
+                        show(*queue.get())
+                    for future in finished:
+                        outcomes[futures[future]] = future.result()
+                while not queue.empty():
+                    show(*queue.get())
+            task = replay_task(config)
+    weights: dict[str, torch.Tensor] = {}
+    for name, algorithm_config in config.algorithms.items():  # config order, however they finished
+        curves, final, theta, seconds = outcomes[name]
+        results["algorithms"][name] = {
+            "kind": algorithm_config.kind,
+            "curves": {"round": curves.rounds, **curves.metrics},
+            "final": final,
+            "seconds": seconds,
+        }
+        weights[name] = theta
     results["seconds"] = time.perf_counter() - started
+    results["jobs"] = jobs
     torch.save(weights, out_dir / "weights.pt")
     figures = plot_curves(results, out_dir)
     save_figures = getattr(task, "save_figures", None)
@@ -166,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--algorithms", default=None,
                         help="comma-separated subset of the config's algorithms to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="algorithms to run at once in worker processes (default 1: one after another)")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
@@ -179,11 +247,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--algorithms: {', '.join(unknown) or '(none)'} not in the config; "
                                   f"allowed: {', '.join(config.algorithms)}")
             config = config.model_copy(update={"algorithms": {name: config.algorithms[name] for name in wanted}})
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
     out_dir = args.out or Path("results") / config.name
-    results = run_experiment(config, out_dir, console)
+    results = run_experiment(config, out_dir, console, jobs=args.jobs)
     Console().print(summary_table(results))
     console.print(f"results written to {out_dir / 'results.json'}")
     return 0
