@@ -160,7 +160,7 @@ def test_centralized_training_smoke(two_rooms: tuple[Path, Path]) -> None:
     assert seen[:, : task.grid.cols // 2].mean() > seen[:, -task.grid.cols // 4 :].mean()  # robot 0: left room
 
 
-@pytest.mark.parametrize("name", ["mapping_office", "mapping_office_quick", "mapping_campus_wing_quick"])
+@pytest.mark.parametrize("name", ["mapping_office", "mapping_office_paper", "mapping_campus_wing"])
 def test_experiment_configs_validate(name: str) -> None:
     import dinno_core
     from dinno_core.config import load_experiment_config
