@@ -186,10 +186,8 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
                     finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     while not queue.empty():
                         show(*queue.get())
-                    for future in finished:
+                    for future in finished:  # a worker's reports are all queued before its future completes
                         outcomes[futures[future]] = future.result()
-                while not queue.empty():
-                    show(*queue.get())
             task = replay_task(config)
     weights: dict[str, torch.Tensor] = {}
     for name, algorithm_config in config.algorithms.items():  # config order, however they finished

@@ -65,6 +65,7 @@ from sensor_msgs.msg import LaserScan
 
 from dinno_core.config import ConfigError
 from dinno_core.tasks.mapping.raycast import cast_rays
+from dinno_ros.node_main import init_node, tear_down
 from dinno_ros.node_parameters import declare_checked
 from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
 
@@ -382,13 +383,8 @@ class LidarSimNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv if argv is None else argv
-    rclpy.init(args=argv)
-    try:
-        node = LidarSimNode()
-    except ConfigError as error:
-        print(f"lidar_sim: invalid parameters:\n{error}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
+    node = init_node(LidarSimNode, "lidar_sim", sys.argv if argv is None else argv)
+    if node is None:
         return 2
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -411,13 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - a trace is a convenience
             print(f"lidar_sim: could not write the trace: {error}", file=sys.stderr, flush=True)
         print(f"lidar_sim: published {node.scans_published} scan ticks x {len(node.team)} robots", flush=True)
-        try:
-            executor.remove_node(node)
-            node.destroy_node()
-        except Exception:  # noqa: BLE001 - SIGINT/SIGTERM may have shut the context down already
-            if rclpy.ok():
-                raise
-        rclpy.try_shutdown()
+        tear_down(executor, node)
     return 1 if failed else 0
 
 

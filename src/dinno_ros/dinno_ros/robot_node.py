@@ -49,6 +49,7 @@ from dinno_msgs.msg import RobotStatus
 from dinno_ros.data_sources import yaw_from_quaternion
 from dinno_ros.map_output import MAP_PARAMETERS, MapPublisher, check_map_options
 from dinno_ros.monitoring import diagnose
+from dinno_ros.node_main import init_node, tear_down
 from dinno_ros.node_parameters import declare_checked
 from dinno_ros.parameters import (
     ROBOT_ALGORITHMS,
@@ -429,13 +430,8 @@ class RobotNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv if argv is None else argv
-    rclpy.init(args=argv)
-    try:
-        node = RobotNode()
-    except ConfigError as error:
-        print(f"robot_node: invalid parameters:\n{error}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
+    node = init_node(RobotNode, "robot_node", sys.argv if argv is None else argv)
+    if node is None:
         return 2
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -454,13 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         node.stop()
         if not interrupted and rclpy.ok() and node.trainer.state.finished:
             node.flush()
-        try:
-            executor.remove_node(node)
-            node.destroy_node()
-        except Exception:  # noqa: BLE001 - SIGINT/SIGTERM may have shut the context down already
-            if rclpy.ok():
-                raise
-        rclpy.try_shutdown()
+        tear_down(executor, node)
     if node.failed is not None:
         return 1
     return 0
