@@ -59,6 +59,40 @@ def test_dinno_reaches_the_centralized_optimum_on_a_cycle():
     assert relative_error(team.algorithm.theta, optimum) < 1e-4
 
 
+def test_proximal_dinno_reaches_the_centralized_optimum_on_a_cycle():
+    config = DinnoConfig(
+        rho_init=1.0, primal_steps=20, batch_size=0, primal_step="adam_proximal",
+        optimizer=OptimizerConfig(name="adam", persistent_state=True), lr=LearningRateSchedule(kind="constant", start=0.05),
+    )
+    task, team = convex_team(config)
+    optimum = task.optimum()
+    for _ in range(200):
+        team.run_round()
+    assert relative_error(team.algorithm.theta, optimum) < 1e-4
+
+
+def test_proximal_step_of_a_robot_without_neighbours_is_adam():
+    """With no neighbours and a zero dual the proximal step is Adam, moments kept across rounds."""
+    optimizer = OptimizerConfig(name="adam", persistent_state=True)
+    lr = LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=6)
+    proximal = DinnoConfig(primal_steps=3, batch_size=2, primal_step="adam_proximal", optimizer=optimizer, lr=lr)
+    _, alone = convex_team(proximal, 3, 0, nx.empty_graph(3))
+    _, local = convex_team(LocalConfig(steps_per_round=3, batch_size=2, optimizer=optimizer, lr=lr), 3, 0, nx.empty_graph(3))
+    theta0 = alone.algorithm.theta.clone()
+    for _ in range(6):
+        alone.run_round()
+        local.run_round()
+    torch.testing.assert_close(alone.algorithm.theta, local.algorithm.theta, rtol=1e-12, atol=1e-12)
+    assert (alone.algorithm.theta - theta0).abs().max() > 1e-3
+
+
+def test_proximal_step_needs_adam():
+    with pytest.raises(ValueError, match=r"primal_step='adam_proximal' needs optimizer.name='adam', got 'sgd'"):
+        DinnoConfig(primal_step="adam_proximal", optimizer=OptimizerConfig(name="sgd"))
+    with pytest.raises(ValueError, match="primal_step"):
+        DinnoConfig.model_validate({"primal_step": "newton"})
+
+
 def test_dsgt_tracks_the_optimum_where_dsgd_stalls():
     schedule = LearningRateSchedule(kind="constant", start=0.02)
     task, dsgt = convex_team(DsgtConfig(lr=schedule, batch_size=0))
@@ -76,6 +110,10 @@ ALGORITHMS = {
                          lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
     "dinno_persistent": DinnoConfig(primal_steps=2, batch_size=2,
                                     optimizer=OptimizerConfig(name="adam", persistent_state=True)),
+    "dinno_proximal": DinnoConfig(rho_init=0.5, rho_scaling=1.01, primal_steps=3, batch_size=2,
+                                  primal_step="adam_proximal",
+                                  optimizer=OptimizerConfig(name="adam", persistent_state=True),
+                                  lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
     "dsgd": DsgdConfig(batch_size=2),
     "dsgt": DsgtConfig(batch_size=2),
     "individual": LocalConfig(batch_size=2),
@@ -141,8 +179,9 @@ def test_a_robot_without_neighbours_trains_locally():
     torch.testing.assert_close(alone.algorithm.theta, local.algorithm.theta, rtol=0, atol=0)
 
 
-def test_non_finite_neighbour_weights_are_rolled_back_not_spread():
-    _, team = convex_team(ALGORITHMS["dinno"], 3, 0, nx.complete_graph(3))
+@pytest.mark.parametrize("name", ["dinno", "dinno_proximal"])
+def test_non_finite_neighbour_weights_are_rolled_back_not_spread(name):
+    _, team = convex_team(ALGORITHMS[name], 3, 0, nx.complete_graph(3))
     algorithm = team.algorithm
     before = algorithm.theta.clone()
     outgoing = algorithm.outgoing().clone()
@@ -153,9 +192,11 @@ def test_non_finite_neighbour_weights_are_rolled_back_not_spread():
     torch.testing.assert_close(algorithm.theta[[0, 2]], before[[0, 2]], rtol=0, atol=0)
     assert torch.isfinite(algorithm.state_dict()["dual"]).all()
     assert torch.isfinite(algorithm.theta).all()
+    moments = algorithm.state_dict()["optimizer"] or {}
+    assert all(torch.isfinite(value).all() for value in moments.values() if isinstance(value, torch.Tensor))
 
 
-@pytest.mark.parametrize("name", ["dinno_persistent", "dsgt"])
+@pytest.mark.parametrize("name", ["dinno_persistent", "dinno_proximal", "dsgt"])
 def test_a_team_checkpoint_splits_into_robot_checkpoints(tmp_path, name):
     """A robot resumed from its slice of a team checkpoint continues exactly as in the team."""
     from dinno_core.checkpoint import load_checkpoint, save_checkpoint, select_robot

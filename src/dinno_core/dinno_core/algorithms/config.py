@@ -47,9 +47,23 @@ class DinnoConfig(_Strict):
     rho_scaling: float = Field(1.0, ge=1.0)
     rho_max: PositiveFloat | None = None
     primal_steps: PositiveInt = 2
+    primal_step: Literal["optimizer", "adam_proximal"] = "optimizer"
+    """``optimizer``: the paper's step, ``optimizer`` steps on the whole augmented Lagrangian.
+    ``adam_proximal``: Adam moments of the task-loss gradient only, the dual and penalty terms
+    minimized exactly in Adam's metric (see :mod:`dinno_core.algorithms.proximal`); needs
+    ``optimizer.name: adam`` and keeps its moments across rounds when ``persistent_state``."""
     batch_size: int = 64
     optimizer: OptimizerConfig = OptimizerConfig()
     lr: LearningRateSchedule = LearningRateSchedule(kind="constant", start=5e-3)
+
+    @model_validator(mode="after")
+    def _proximal_needs_adam(self) -> DinnoConfig:
+        if self.primal_step == "adam_proximal" and self.optimizer.name != "adam":
+            raise ValueError(
+                f"primal_step='adam_proximal' needs optimizer.name='adam', got {self.optimizer.name!r} "
+                "(or use primal_step='optimizer' with any of adam, adamw, sgd, rmsprop)"
+            )
+        return self
 
 
 class DsgdConfig(_Strict):

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from dinno_core.algorithms.base import DistributedAlgorithm, Inbox, PrimalSolver, SampleFn
 from dinno_core.algorithms.config import DinnoConfig
+from dinno_core.algorithms.proximal import ProximalAdam
 from dinno_core.algorithms.schedules import learning_rate
 from dinno_core.params import FlatModel
 
@@ -22,7 +23,9 @@ class Dinno(DistributedAlgorithm):
        ``l_i(theta) + theta . p_i + rho * sum_j ||theta - (theta_i^k + theta_j^k) / 2||^2``.
 
     Only ``theta`` is sent; the dual ``p_i`` stays local. A neighbour absent from the inbox
-    contributes no term, so dropped links are a time-varying graph.
+    contributes no term, so dropped links are a time-varying graph. ``config.primal_step``
+    picks how step 3 is taken: the configured torch optimizer on the whole objective (the
+    paper), or :class:`~dinno_core.algorithms.proximal.ProximalAdam`.
     """
 
     def __init__(self, model: FlatModel, theta: Tensor, config: DinnoConfig) -> None:
@@ -30,7 +33,11 @@ class Dinno(DistributedAlgorithm):
         self.config = config
         self.dual = torch.zeros_like(self.theta)
         self.rho = torch.full((self.num_robots,), config.rho_init, dtype=theta.dtype, device=theta.device)
-        self.solver = PrimalSolver(config.optimizer, self.parameter)
+        self.solver: PrimalSolver | ProximalAdam
+        if config.primal_step == "adam_proximal":
+            self.solver = ProximalAdam(self.parameter, config.optimizer.betas)
+        else:
+            self.solver = PrimalSolver(config.optimizer, self.parameter)
 
     def _update(self, inbox: Inbox, sample: SampleFn) -> Tensor:
         theta_k = self.theta.clone()
@@ -42,13 +49,21 @@ class Dinno(DistributedAlgorithm):
         rho = self.rho[:, None]
         self.dual += rho * (degree * theta_k - neighbour_sum)
         anchor = degree * theta_k + neighbour_sum  # sum_j (theta_i^k + theta_j^k)
+        lr = learning_rate(self.config.lr, self.round)
+        if isinstance(self.solver, ProximalAdam):
+            if not self.config.optimizer.persistent_state:
+                self.solver.reset_rows(torch.ones(self.num_robots, dtype=torch.bool, device=self.theta.device))
+            return self.solver.run(
+                self.model, sample, self.config.primal_steps, self.config.batch_size, lr,
+                linear=self.dual - rho * anchor,
+                curvature=2.0 * rho * degree + self.config.optimizer.weight_decay,
+            )
 
         def augmented_gradient(theta: Tensor) -> Tensor:
             return self.dual + rho * (2.0 * degree * theta - anchor)
 
         return self.solver.run(
-            self.model, sample, self.config.primal_steps, self.config.batch_size,
-            learning_rate(self.config.lr, self.round), augmented_gradient,
+            self.model, sample, self.config.primal_steps, self.config.batch_size, lr, augmented_gradient,
         )
 
     def _guarded_state(self) -> dict[str, Tensor]:
@@ -66,4 +81,7 @@ class Dinno(DistributedAlgorithm):
         super().load_state_dict(state)
         self.dual = state["dual"].to(self.theta).clone()
         self.rho = state["rho"].to(self.theta).clone()
-        self.solver.load_state_dict(state.get("optimizer"), learning_rate(self.config.lr, self.round))
+        if isinstance(self.solver, ProximalAdam):
+            self.solver.load_state_dict(state["optimizer"])
+        else:
+            self.solver.load_state_dict(state.get("optimizer"), learning_rate(self.config.lr, self.round))
