@@ -222,3 +222,18 @@ def test_a_team_checkpoint_splits_into_robot_checkpoints(tmp_path, name):
     team.run_round()
     torch.testing.assert_close(robot.theta[0], team.algorithm.theta[robot_index], rtol=1e-12, atol=1e-12)
     assert robot.round == team.algorithm.round == 4
+
+
+def test_a_proximal_robot_resumes_from_a_checkpoint_of_the_other_primal_step():
+    """Switching primal_step between runs keeps weights, dual and rho; only moments restart."""
+    _, plain = convex_team(ALGORITHMS["dinno"], 3, 0)
+    plain.run_round()
+    _, proximal = convex_team(ALGORITHMS["dinno_proximal"], 3, 0)
+    proximal.algorithm.load_state_dict(plain.algorithm.state_dict())
+    torch.testing.assert_close(proximal.algorithm.dual, plain.algorithm.dual, rtol=0, atol=0)
+    proximal.run_round()
+    assert torch.isfinite(proximal.algorithm.theta).all()
+    _, persistent = convex_team(ALGORITHMS["dinno_persistent"], 3, 0)
+    persistent.run_round()
+    with pytest.raises(ValueError, match="not saved with primal_step='adam_proximal'"):
+        proximal.algorithm.load_state_dict(persistent.algorithm.state_dict())

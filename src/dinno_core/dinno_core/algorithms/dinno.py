@@ -82,6 +82,8 @@ class Dinno(DistributedAlgorithm):
         self.dual = state["dual"].to(self.theta).clone()
         self.rho = state["rho"].to(self.theta).clone()
         if isinstance(self.solver, ProximalAdam):
-            self.solver.load_state_dict(state["optimizer"])
+            self.solver = ProximalAdam(self.parameter, self.config.optimizer.betas)
+            if state.get("optimizer") is not None:  # None: saved by the plain optimizer path
+                self.solver.load_state_dict(state["optimizer"])
         else:
             self.solver.load_state_dict(state.get("optimizer"), learning_rate(self.config.lr, self.round))

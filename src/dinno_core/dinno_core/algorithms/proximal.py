@@ -71,6 +71,11 @@ class ProximalAdam:
         return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(), "steps": self.steps.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = {"exp_avg", "exp_avg_sq", "steps"} - set(state)
+        if missing:
+            raise ValueError(
+                f"checkpoint optimizer state lacks {sorted(missing)}: it was not saved with primal_step='adam_proximal'"
+            )
         for name in ("exp_avg", "exp_avg_sq", "steps"):
             current = getattr(self, name)
             value = state[name]
