@@ -41,12 +41,14 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
     specs = {s.name: s for s in algorithm_parameters("dinno")}
     assert set(specs) == {
         "algorithm.rho_init", "algorithm.rho_scaling", "algorithm.rho_max", "algorithm.primal_steps",
-        "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
+        "algorithm.primal_step", "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
         "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds"}
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
     assert specs["algorithm.rho_max"].default is None and "optional" in specs["algorithm.rho_max"].constraints
     assert specs["algorithm.optimizer.name"].constraints == "one of: adam, adamw, sgd, rmsprop"
+    assert specs["algorithm.primal_step"].constraints == "one of: optimizer, adam_proximal"
+    assert specs["algorithm.primal_step"].default == "optimizer"
     assert specs["algorithm.rho_init"].constraints == "> 0"
     assert specs["algorithm.optimizer.betas"].type_name == "double_array"
     individual = {s.name: s.default for s in algorithm_parameters("individual")}
@@ -68,6 +70,9 @@ def test_parameter_values_validate_through_the_core_models():
     text = str(error.value)
     assert "parameter 'algorithm.rho_scaling'" in text and "got 0.5" in text
     assert "parameter 'algorithm.optimizer.name'" in text and "'adam', 'adamw', 'sgd' or 'rmsprop'" in text
+    with pytest.raises(ConfigError, match=r"primal_step='adam_proximal' needs optimizer.name='adam', got 'sgd'"):
+        validate_model(DinnoConfig, nest({"algorithm.primal_step": "adam_proximal", "algorithm.optimizer.name": "sgd"},
+                                         "algorithm"), "algorithm")
 
 
 def make_node(context, **overrides):
