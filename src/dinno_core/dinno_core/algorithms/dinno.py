@@ -52,7 +52,7 @@ class Dinno(DistributedAlgorithm):
         lr = learning_rate(self.config.lr, self.round)
         if isinstance(self.solver, ProximalAdam):
             if not self.config.optimizer.persistent_state:
-                self.solver.reset_rows(torch.ones(self.num_robots, dtype=torch.bool, device=self.theta.device))
+                self.solver.reset()
             return self.solver.run(
                 self.model, sample, self.config.primal_steps, self.config.batch_size, lr,
                 linear=self.dual - rho * anchor,
@@ -82,8 +82,9 @@ class Dinno(DistributedAlgorithm):
         self.dual = state["dual"].to(self.theta).clone()
         self.rho = state["rho"].to(self.theta).clone()
         if isinstance(self.solver, ProximalAdam):
-            self.solver = ProximalAdam(self.parameter, self.config.optimizer.betas)
-            if state.get("optimizer") is not None:  # None: saved by the plain optimizer path
+            if state.get("optimizer") is None:  # saved by the plain optimizer path
+                self.solver.reset()
+            else:
                 self.solver.load_state_dict(state["optimizer"])
         else:
             self.solver.load_state_dict(state.get("optimizer"), learning_rate(self.config.lr, self.round))

@@ -61,6 +61,12 @@ class ProximalAdam:
             total += losses.detach()
         return total / steps
 
+    def reset(self) -> None:
+        """Forget every robot's moments."""
+        self.exp_avg.zero_()
+        self.exp_avg_sq.zero_()
+        self.steps.zero_()
+
     def reset_rows(self, rows: Tensor) -> None:
         """Forget the moments of the robots in ``rows`` (a rolled-back update)."""
         self.exp_avg[rows] = 0.0
