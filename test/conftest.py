@@ -15,7 +15,8 @@ Set once, in ``pytest_configure`` (before any test module is imported, so before
   processes on a 2-core machine and oversubscription makes them slow and flaky.
 
 Fixtures: ``ros_env`` (environment for child processes), ``ros_context`` (a fresh rclpy
-context per test). Marker: ``slow``.
+context per test), ``restore_torch_threads`` (for tests whose code sets torch's thread count).
+Marker: ``slow``.
 """
 
 from __future__ import annotations
@@ -153,3 +154,13 @@ def ros_context():
     rclpy.init(context=context)
     yield context
     rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def restore_torch_threads():
+    """Put torch's intra-op thread count back after a test that runs code which sets it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

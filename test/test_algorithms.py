@@ -47,22 +47,14 @@ def test_each_robot_alone_cannot_identify_the_solution():
     assert torch.linalg.matrix_rank(task.inputs) == task.config.num_features
 
 
-def test_dinno_reaches_the_centralized_optimum_on_a_cycle():
+@pytest.mark.parametrize("primal_step, optimizer", [
+    ("optimizer", OptimizerConfig(name="sgd")),
+    ("adam_proximal", OptimizerConfig(name="adam", persistent_state=True)),
+])
+def test_dinno_reaches_the_centralized_optimum_on_a_cycle(primal_step, optimizer):
     config = DinnoConfig(
-        rho_init=1.0, primal_steps=20, batch_size=0,
-        optimizer=OptimizerConfig(name="sgd"), lr=LearningRateSchedule(kind="constant", start=0.05),
-    )
-    task, team = convex_team(config)
-    optimum = task.optimum()
-    for _ in range(200):
-        team.run_round()
-    assert relative_error(team.algorithm.theta, optimum) < 1e-4
-
-
-def test_proximal_dinno_reaches_the_centralized_optimum_on_a_cycle():
-    config = DinnoConfig(
-        rho_init=1.0, primal_steps=20, batch_size=0, primal_step="adam_proximal",
-        optimizer=OptimizerConfig(name="adam", persistent_state=True), lr=LearningRateSchedule(kind="constant", start=0.05),
+        rho_init=1.0, primal_steps=20, batch_size=0, primal_step=primal_step,
+        optimizer=optimizer, lr=LearningRateSchedule(kind="constant", start=0.05),
     )
     task, team = convex_team(config)
     optimum = task.optimum()

@@ -104,13 +104,6 @@ def test_algorithms_option_runs_a_subset_and_rejects_unknown_names(tmp_path, cap
     assert "admm not in the config; allowed: centralized, dinno, dsgt" in capsys.readouterr().err
 
 
-@pytest.fixture
-def restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_jobs_runs_algorithms_in_worker_processes_with_the_same_results(tmp_path, restore_torch_threads):
     config = write(tmp_path, {**SMALL, "rounds": 6, "eval_every": 3, "torch_threads": 1})
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"

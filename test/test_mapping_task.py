@@ -172,7 +172,7 @@ def test_experiment_configs_validate(name: str) -> None:
 
 
 def test_mapping_experiment_writes_maps_and_unseen_regions_the_same_in_worker_processes(
-    two_rooms: tuple[Path, Path], tmp_path: Path
+    two_rooms: tuple[Path, Path], tmp_path: Path, restore_torch_threads: None
 ) -> None:
     import json
 
@@ -180,7 +180,6 @@ def test_mapping_experiment_writes_maps_and_unseen_regions_the_same_in_worker_pr
 
     from dinno_core.experiment import main
 
-    torch_threads = torch.get_num_threads()
     config = {
         "name": "two_rooms_small", "seed": 1, "rounds": 6, "eval_every": 3, "torch_threads": 1,
         "task": small_config(two_rooms, samples_per_beam=8).model_dump(mode="json"),
@@ -190,12 +189,9 @@ def test_mapping_experiment_writes_maps_and_unseen_regions_the_same_in_worker_pr
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    try:
-        serial, parallel = tmp_path / "serial", tmp_path / "parallel"
-        assert main([str(path), "--out", str(serial)]) == 0
-        assert main([str(path), "--out", str(parallel), "--jobs", "2"]) == 0
-    finally:
-        torch.set_num_threads(torch_threads)
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert main([str(path), "--out", str(serial)]) == 0
+    assert main([str(path), "--out", str(parallel), "--jobs", "2"]) == 0
     for out in (serial, parallel):
         for picture in ("maps.png", "maps_dinno.png", "maps_individual.png", "validation_loss.png"):
             assert (out / picture).stat().st_size > 1000, picture
