@@ -207,15 +207,26 @@ def test_mapping_robot_skips_and_counts_malformed_scans_keeps_training_and_publi
     beams = LidarConfig().num_beams
     sent = {"good": 0, "wrong_length": 0, "no_pose": 0, "nan": 0, "neg_inf": 0}
 
+    def publish_odometry(stamp) -> None:
+        odom = Odometry()
+        odom.header.stamp = stamp
+        odom.pose.pose.position.x, odom.pose.pose.position.y = 2.0, 3.0
+        odom.pose.pose.orientation.w = 1.0
+        odom_pub.publish(odom)
+
+    def stream_odometry(seconds: float) -> None:
+        """Odometry at ~50 Hz while spinning, as a driver streams it between scans, so a scan
+        that overtakes its own odometry message still has a pose within the robot's 0.1 s."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            publish_odometry(node.get_clock().now().to_msg())
+            executor.spin_once(timeout_sec=0.02)
+
     def publish(kind: str) -> None:
         now = node.get_clock().now()
         stamp = now.to_msg()
         if kind != "no_pose":
-            odom = Odometry()
-            odom.header.stamp = stamp
-            odom.pose.pose.position.x, odom.pose.pose.position.y = 2.0, 3.0
-            odom.pose.pose.orientation.w = 1.0
-            odom_pub.publish(odom)
+            publish_odometry(stamp)
         scan = LaserScan()
         scan.header.stamp = stamp
         if kind == "no_pose":
@@ -229,15 +240,13 @@ def test_mapping_robot_skips_and_counts_malformed_scans_keeps_training_and_publi
         }[kind]
         scan_pub.publish(scan)
         sent[kind] += 1
-        # Paced: the robot's sensor-data reader keeps only 5 scans.
-        end = time.monotonic() + 0.08
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.01)
+        stream_odometry(0.08)  # paced: the robot's sensor-data reader keeps only 5 scans
 
     try:
         connected = _spin_until(executor, lambda: scan_pub.get_subscription_count() > 0
                                 and odom_pub.get_subscription_count() > 0, 90.0, process, log)
         assert connected, "the robot never subscribed to scan/odom"
+        stream_odometry(0.5)
         for _ in range(10):
             publish("good")
         assert _spin_until(executor, lambda: len(statuses) > 0, 90.0, process, log), "the robot never trained"
