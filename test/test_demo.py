@@ -58,7 +58,7 @@ def test_demo_team_beats_individual_robots(tmp_path, ros_env):
     assert agreement["max_pairwise_mean_abs_map_difference"] < 0.1, agreement
     assert agreement["cells_where_robots_disagree"] < 0.25, agreement
 
-    for name in ("maps.png", "training_loss.png", "consensus_error.png"):
+    for name in ("maps.png", "training_loss.png", "neighbour_distance.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
     team = json.loads((out / "team.json").read_text())
     assert team["robot_ids"] == robots and (out / "sim_trace.npz").is_file()

@@ -10,7 +10,7 @@ Topics (relative names land in the robot's namespace):
 * publishes ``dinno/weights`` (``dinno_msgs/WeightUpdate``; RELIABLE, TRANSIENT_LOCAL,
   KEEP_LAST(``weights_qos_depth``)); subscribes to each neighbour's
   ``neighbour_weights_topic`` (default ``/{robot}/dinno/weights``) with the same QoS;
-* monitoring: ``dinno/training_loss``, ``dinno/consensus_error``, ``dinno/rho``,
+* monitoring: ``dinno/training_loss``, ``dinno/neighbour_distance``, ``dinno/rho``,
   ``dinno/round_rate`` (``std_msgs/Float32``), ``dinno/status`` (``dinno_msgs/RobotStatus``),
   ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``);
 * with ``communication_radius``: subscribes to ``odom`` and every teammate's
@@ -19,11 +19,10 @@ Topics (relative names land in the robot's namespace):
   current map on ``dinno/map`` (``nav_msgs/OccupancyGrid``) and ``dinno/map_image``
   (``sensor_msgs/Image``) every ``map_publish_every`` rounds (:mod:`dinno_ros.map_output`).
 
-Every parameter is generated from a pydantic model: the node's own from
-:mod:`dinno_ros.robot_settings`, ``algorithm.*`` / ``task.*`` from the core's models (see
-:mod:`dinno_ros.parameters`), with descriptions and numeric ranges in their descriptors. They
-are validated once, by those models, before anything starts; an invalid value stops the node
-with exit status 2 and a message naming the parameter and what is allowed.
+Every parameter is generated from a pydantic model (:mod:`dinno_ros.robot_settings`, the core's
+``algorithm.*`` / ``task.*``; see :mod:`dinno_ros.parameters`), with descriptions and numeric
+ranges in its descriptor, and validated once by them before anything starts: an invalid value
+stops the node with exit status 2 and a message naming the parameter and what is allowed.
 
 The node talks to ONE plain object, :class:`~dinno_ros.trainer.RobotTrainer`: it hands it what
 arrives and gets what to send through the two ports it gives the trainer's constructor.
@@ -31,7 +30,11 @@ arrives and gets what to send through the two ports it gives the trainer's const
 
 from __future__ import annotations
 
+import signal
 import sys
+
+if __name__ == "__main__":  # Ctrl-C while torch and rclpy load: exit 130, no traceback
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
 import threading
 import time
 from typing import Any
@@ -96,14 +99,12 @@ class RobotNode(Node):
                                 history=HistoryPolicy.KEEP_LAST, depth=max(READER_DEPTH, options.weights_qos_depth))
         me = settings.robot_id
         teammates = [r for r in settings.team if r != me]
-        self._weight_subs = []
-        for robot in teammates if settings.uses_radius else settings.neighbours:
-            topic = options.neighbour_weights_topic.format(robot=robot)
-            self._weight_subs.append(self.create_subscription(
-                WeightUpdate, topic, lambda msg, owner=robot, topic=topic: self._on_weights(msg, owner, topic),
-                reader_qos))
+        self._weight_subs = [self.create_subscription(
+            WeightUpdate, topic, lambda msg, owner=robot, topic=topic: self._on_weights(msg, owner, topic), reader_qos)
+            for robot in (teammates if settings.uses_radius else settings.neighbours)
+            for topic in [options.neighbour_weights_topic.format(robot=robot)]]
         self.loss_pub = self.create_publisher(Float32, "dinno/training_loss", 10)
-        self.consensus_pub = self.create_publisher(Float32, "dinno/consensus_error", 10)
+        self.distance_pub = self.create_publisher(Float32, "dinno/neighbour_distance", 10)
         self.rho_pub = self.create_publisher(Float32, "dinno/rho", 10)
         self.rate_pub = self.create_publisher(Float32, "dinno/round_rate", 10)
         self.status_pub = self.create_publisher(RobotStatus, "dinno/status", 10)
@@ -170,7 +171,7 @@ class RobotNode(Node):
             degree=degree, encoding=self._encoding, stamp=self.get_clock().now().to_msg()))
 
     def _on_round(self, report: RoundReport) -> None:
-        for publisher, value in ((self.loss_pub, report.training_loss), (self.consensus_pub, report.neighbour_distance),
+        for publisher, value in ((self.loss_pub, report.training_loss), (self.distance_pub, report.neighbour_distance),
                                  (self.rho_pub, report.rho), (self.rate_pub, report.round_rate)):
             publisher.publish(Float32(data=float(value)))
         self.status_pub.publish(status_message(report, self.settings.robot_id, self.get_clock().now().to_msg()))

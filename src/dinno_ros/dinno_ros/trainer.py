@@ -42,7 +42,8 @@ from dinno_core.algorithms import Inbox, build_algorithm
 from dinno_core.config import ConfigError, set_up_model
 from dinno_core.graphs import disk_graph
 from dinno_core.team import TeamData
-from dinno_ros.checkpoint import load_checkpoint, save_checkpoint, write_json
+from dinno_core.strict_json import write_json
+from dinno_ros.checkpoint import load_checkpoint, save_checkpoint
 from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.robot_settings import RobotSettings
