@@ -43,7 +43,8 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.rho_init", "algorithm.rho_scaling", "algorithm.rho_max", "algorithm.primal_steps",
         "algorithm.primal_step", "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
-        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds"}
+        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds", "algorithm.reconcile_window"}
+    assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
     assert specs["algorithm.rho_max"].default is None and "optional" in specs["algorithm.rho_max"].constraints
     assert specs["algorithm.optimizer.name"].constraints == "one of: adam, adamw, sgd, rmsprop"

@@ -34,10 +34,10 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
+from dinno_core.checkpoint import CheckpointError, claim_checkpoint_path, load_checkpoint, restore, save_checkpoint, write_json
 from dinno_core.config import ConfigError, build_task
 from dinno_core.params import FlatModel
 from dinno_core.team import TeamData
-from dinno_ros.checkpoint import load_checkpoint, save_checkpoint, write_json
 from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
 from dinno_ros.exchange import RoundExchange, RoundInputs
 
@@ -151,6 +151,7 @@ class RobotTrainer:
         self._lock = threading.Lock()  # guards algorithm state between the training thread and saves
         if settings.resume:
             self._resume()
+        self._claim_checkpoint_path()
         self.exchange.begin_round(self.algorithm.round)
         self.publish: Callable[[Tensor, int, int], None] = lambda values, round_index, degree: None
         self.on_round: Callable[[RoundReport], None] = lambda report: None
@@ -160,20 +161,29 @@ class RobotTrainer:
 
     def _resume(self) -> None:
         path = self.settings.checkpoint_path
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             self.log.warning(f"resume requested but {path} does not exist: starting from round 0")
             return
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, required=("robot_id", "fingerprint", "kind", "num_params", "algorithm",
+                                                "algorithm.theta", "algorithm.round", "data"))
         mine = {"robot_id": self.settings.robot_id, "fingerprint": self.fingerprint,
                 "kind": self.settings.algorithm.kind, "num_params": self.num_params}
         wrong = {k: state.get(k) for k, v in mine.items() if state.get(k) != v}
         if wrong:
-            raise ConfigError(f"parameter 'checkpoint_path': {path} does not belong to this robot/model: "
-                              f"it has {wrong}, expected {mine}")
-        self.algorithm.load_state_dict(state["algorithm"])
-        self.data.load_state_dict(state["data"])
+            raise CheckpointError(path, f"does not belong to this robot/model: it has {wrong}, expected {mine}")
+        restore(path, lambda: (self.algorithm.load_state_dict(state["algorithm"]),
+                               self.data.load_state_dict(state["data"])))
         self.resumed_from = self.algorithm.round
         self.log.info(f"resumed from {path} at round {self.algorithm.round}")
+
+    def _claim_checkpoint_path(self) -> None:
+        """Never overwrite a checkpoint this run did not resume from: keep it aside first."""
+        if not self.settings.checkpoint_path:
+            return
+        aside = claim_checkpoint_path(self.settings.checkpoint_path, resuming=self.resumed_from is not None)
+        if aside is not None:
+            self.log.warning(f"{self.settings.checkpoint_path} held a checkpoint this run did not resume from "
+                             f"(resume is off): kept it as {aside}")
 
     def checkpoint_state(self) -> dict[str, Any]:
         with self._lock:
