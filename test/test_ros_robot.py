@@ -151,7 +151,9 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
     def wire(sender):
         def publish(values, round_index, degree):
             packet = to_packet(values, sender=sender, round_index=round_index,
-                               fingerprint=trainers[sender].fingerprint, degree=degree)
+                               fingerprint=trainers[sender].fingerprint, degree=degree,
+                               session=trainers[sender].session,
+                               acks=trainers[sender].exchange.acknowledgements(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
                     trainer.exchange.receive(packet, via=sender)

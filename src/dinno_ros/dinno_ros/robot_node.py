@@ -28,6 +28,7 @@ naming the parameter and what is allowed.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -62,11 +63,11 @@ from dinno_ros.parameters import (
     validate_model,
 )
 from dinno_ros.trainer import RobotSettings, RobotTrainer, RoundReport
+from dinno_ros.message_auth import AUTH_MODES, TEAM_KEY_ENV, TeamKey
+from dinno_ros.update_guard import GUARD_PARAMETERS, GuardLimits
 from dinno_ros.weights_codec import ENCODINGS, EncodingError, to_message
 
 NODE_NAME = "dinno_robot"
-READER_DEPTH = 10
-"""History depth of the weight subscriptions (see RobotNode.__init__)."""
 
 # name, default, type, description, constraints. Types: string, integer, double, bool, string_array.
 NODE_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
@@ -106,6 +107,17 @@ NODE_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
     ("results_path", "", "string", "JSON results written on exit ({robot} is replaced by robot_id); the "
      "final weights go next to it as <name>.weights.npy.", "a writable path or empty"),
     ("torch_threads", 1, "integer", "torch intra-op threads of this process.", ">= 1"),
+    ("auth", "hmac", "string", "Message authentication: 'hmac' signs and verifies every weight message with the "
+     "team key (team_key_file); 'open' hears anyone on the domain (trusted networks only).",
+     "one of: " + ", ".join(AUTH_MODES)),
+    ("team_key_file", "", "string", "File holding the team's shared key as hex, mode 600 (create one with: "
+     "python -m dinno_ros.message_auth generate PATH). Empty: the file named by $DINNO_TEAM_KEY_FILE.",
+     "required unless auth is 'open'"),
+    *GUARD_PARAMETERS,
+    ("absent_after", 1, "integer", "A neighbour that missed this many rounds in a row is not waited for until "
+     "it speaks again.", ">= 1"),
+    ("weights_reader_depth", 100, "integer", "History depth of each neighbour weights subscription: a burst "
+     "(junk on a neighbour's topic, its history at discovery) is queued and counted, not overwritten.", ">= 1"),
     ("diagnostics_period", 1.0, "double", "Seconds between /diagnostics messages.", "> 0"),
     *MAP_PARAMETERS,
 ]
@@ -149,7 +161,8 @@ class RobotNode(Node):
         # of the reader's history before the executor takes it. Same reliability and durability,
         # so the QoS stays compatible; the history depth is not part of QoS matching.
         reader_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                history=HistoryPolicy.KEEP_LAST, depth=max(READER_DEPTH, options["weights_qos_depth"]))
+                                history=HistoryPolicy.KEEP_LAST,
+                                depth=max(options["weights_reader_depth"], options["weights_qos_depth"]))
         self._weight_subs = []
         me = settings.robot_id
         sources = [r for r in settings.team if r != me] if options["communication_radius"] > 0 else list(settings.neighbours)
@@ -272,7 +285,10 @@ class RobotNode(Node):
         for name, low, strict in (("seed", 0, False), ("rounds", 0, False), ("round_timeout", 0, True),
                                   ("startup_timeout", 0, False), ("max_round_lead", 1, False),
                                   ("weights_qos_depth", 1, False), ("checkpoint_every", 0, False),
-                                  ("torch_threads", 1, False), ("diagnostics_period", 0, True)):
+                                  ("torch_threads", 1, False), ("diagnostics_period", 0, True),
+                                  ("absent_after", 1, False), ("weights_reader_depth", 1, False),
+                                  ("max_weight_distance", 0, True), ("max_weight_step", 0, True),
+                                  ("weight_scale", 0, True)):
             value = p[name]
             if (value <= low if strict else value < low) or (isinstance(value, float) and not math.isfinite(value)):
                 error(f"parameter '{name}': must be {'>' if strict else '>='} {low}, got {value}")
@@ -288,6 +304,22 @@ class RobotNode(Node):
             p[name] = p[name].replace("{robot}", robot_id)
         if (p["resume"] or p["checkpoint_every"]) and not p["checkpoint_path"]:
             error("parameter 'checkpoint_path' is required by resume:=true / checkpoint_every > 0")
+        key = None
+        if p["auth"] not in AUTH_MODES:
+            error(f"parameter 'auth': {p['auth']!r} is not allowed; allowed: {', '.join(AUTH_MODES)}")
+        elif p["auth"] == "hmac":
+            p["team_key_file"] = p["team_key_file"] or os.environ.get(TEAM_KEY_ENV, "")
+            if not p["team_key_file"]:
+                error(f"parameter 'team_key_file' is required (or the environment variable {TEAM_KEY_ENV}): every "
+                      "weight message is signed with the team key (create one with: python -m "
+                      "dinno_ros.message_auth generate PATH), or set auth:=open to hear anyone on the domain")
+            else:
+                try:
+                    key = TeamKey.from_file(p["team_key_file"])
+                except ConfigError as problem:
+                    error(str(problem))
+        elif p["team_key_file"]:
+            error("parameters 'auth' is 'open' but 'team_key_file' is set: choose one")
         if algorithm is None or task is None or self._errors:
             return None
         return RobotSettings(
@@ -295,7 +327,8 @@ class RobotNode(Node):
             neighbours=tuple(neighbours), rounds=p["rounds"], round_timeout=p["round_timeout"],
             startup_timeout=p["startup_timeout"], max_round_lead=p["max_round_lead"], dtype=p["dtype"],
             checkpoint_path=p["checkpoint_path"], checkpoint_every=p["checkpoint_every"], resume=p["resume"],
-            results_path=p["results_path"],
+            results_path=p["results_path"], team_key=key, absent_after=p["absent_after"],
+            guard=GuardLimits(p["max_weight_distance"], p["max_weight_step"], p["weight_scale"]),
         )
 
     # ------------------------------------------------------------------ incoming (executor thread)
@@ -344,7 +377,8 @@ class RobotNode(Node):
         try:
             msg = to_message(values, sender=self.settings.robot_id, round_index=round_index,
                              fingerprint=self.trainer.fingerprint, degree=degree, encoding=self._encoding,
-                             stamp=self.get_clock().now().to_msg())
+                             stamp=self.get_clock().now().to_msg(), session=self.trainer.session,
+                             acks=self.exchange.acknowledgements(round_index), key=self.settings.team_key)
         except EncodingError as error:
             self.trainer.state.not_sent_non_finite += 1
             self.get_logger().error(f"round {round_index}: not sending weights: {error}")
@@ -365,6 +399,9 @@ class RobotNode(Node):
         status.round_rate = 0.0 if math.isnan(report.round_rate) else report.round_rate
         status.neighbours_heard = list(report.heard)
         status.messages_dropped = min(self.exchange.total_dropped, 2**32 - 1)
+        status.dual_probe = report.dual_probe
+        status.dual_reverted = min(report.dual_reverted, 2**32 - 1)
+        status.dual_expired = min(report.dual_expired, 2**32 - 1)
         self.status_pub.publish(status)
         if self.map_publisher is not None:
             self.map_publisher.on_round(report.round)
@@ -375,7 +412,10 @@ class RobotNode(Node):
         extra = {"rounds_stepped": state.rounds_stepped, "timeouts": state.timeouts,
                  "catch_ups": len(state.catch_ups), "rejected_updates": state.rejected_updates,
                  "training_loss": None if report is None else report.training_loss,
-                 "consensus_error": None if report is None else report.consensus_error}
+                 "consensus_error": None if report is None else report.consensus_error,
+                 "dual_probe": None if report is None else report.dual_probe,
+                 "dual_reverted": 0 if report is None else report.dual_reverted,
+                 "dual_expired": 0 if report is None else report.dual_expired}
         extra.update({f"data.{k}": v for k, v in self.trainer.source.stats().items()})
         diagnosis = diagnose(self.exchange.snapshot(), time.monotonic(),
                              round_rate=float("nan") if report is None else report.round_rate, extra=extra)

@@ -19,6 +19,7 @@ No update rule is re-implemented here. Round rules (stale, early, timeout, catch
 from __future__ import annotations
 
 import logging
+import secrets
 import math
 import os
 import threading
@@ -39,7 +40,10 @@ from dinno_core.config import ConfigError, build_task
 from dinno_core.params import FlatModel
 from dinno_core.team import TeamData
 from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
+from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
 from dinno_ros.exchange import RoundExchange, RoundInputs
+from dinno_ros.message_auth import TeamKey
+from dinno_ros.update_guard import GuardLimits, UpdateGuard
 
 INLINE_WEIGHTS_MAX = 100_000
 """Results JSON carries the final weights inline up to this many values (always also as .npy)."""
@@ -64,6 +68,12 @@ class RobotSettings:
     checkpoint_every: int = 0
     resume: bool = False
     results_path: str = ""
+    team_key: TeamKey | None = None
+    """Sign and verify every weight message with this key; ``None``: open mode (the node only
+    allows that when ``auth`` is explicitly ``open``)."""
+    guard: GuardLimits | None = field(default_factory=GuardLimits)
+    """The bounded-change check's thresholds; ``None`` disables it."""
+    absent_after: int = 1
 
     @property
     def index(self) -> int:
@@ -90,6 +100,10 @@ class RoundReport:
     missing: tuple[str, ...]
     timed_out: bool
     rejected: bool
+    dual_probe: float = float("nan")
+    """``<p_i, u>`` (DiNNO): the team's sum is zero while the edge duals cancel."""
+    dual_reverted: int = 0
+    dual_expired: int = 0
 
 
 @dataclass
@@ -141,8 +155,12 @@ class RobotTrainer:
         self.exchange = RoundExchange(
             settings.robot_id, settings.team, fingerprint=self.fingerprint, num_params=self.num_params,
             num_vectors=self.algorithm.payload_vectors, neighbours=settings.neighbours,
-            max_round_lead=settings.max_round_lead,
+            max_round_lead=settings.max_round_lead, key=settings.team_key,
+            guard=UpdateGuard(settings.guard) if settings.guard is not None else None,
+            absent_after=settings.absent_after,
         )
+        self.session = secrets.randbits(64)
+        """This process's session id, sent with every message (duplicate robot ids show as two)."""
         self.state = TrainerState()
         self.resumed_from: int | None = None
         self.started_unix = time.time()
@@ -153,6 +171,8 @@ class RobotTrainer:
             self._resume()
         self._claim_checkpoint_path()
         self.exchange.begin_round(self.algorithm.round)
+        self.exchange.restart_acknowledgements(self.algorithm.round)
+        self._set_reference()
         self.publish: Callable[[Tensor, int, int], None] = lambda values, round_index, degree: None
         self.on_round: Callable[[RoundReport], None] = lambda report: None
         self.before_round: Callable[[], None] = lambda: None
@@ -272,21 +292,48 @@ class RobotTrainer:
         self.publish(values, self.algorithm.round, len(self.exchange.expected))
 
     def _inbox(self, inputs: RoundInputs) -> Inbox:
+        """One slot per expected neighbour (absent ones masked), with its team index and its newest
+        acknowledgement of our rounds, so DiNNO can reconcile its edge duals."""
         dtype = self.settings.torch_dtype
-        received = list(inputs.neighbours.values())
-        if not received:
+        expected = list(inputs.expected) or list(inputs.neighbours)
+        if not expected:
             return Inbox.empty(1, self.algorithm.payload_vectors, self.num_params, dtype)
-        payloads = torch.from_numpy(np.stack([r.values for r in received])).to(dtype)[None]
-        return Inbox(payloads=payloads, mask=torch.ones(1, len(received), dtype=torch.bool),
-                     sender_degrees=torch.tensor([[float(r.degree) for r in received]], dtype=dtype))
+        present = [j for j in expected if j in inputs.neighbours]
+        payloads = torch.zeros(1, len(expected), self.algorithm.payload_vectors, self.num_params, dtype=dtype)
+        mask = torch.tensor([[j in inputs.neighbours for j in expected]])
+        if present:
+            payloads[0, mask[0]] = torch.from_numpy(np.stack([inputs.neighbours[j].values for j in present])).to(dtype)
+        degrees = torch.tensor([[float(inputs.neighbours[j].degree) if j in inputs.neighbours else 0.0
+                                 for j in expected]], dtype=dtype)
+        acks = [inputs.acks.get(j, (-1, 0, 0)) for j in expected]
+        return Inbox(payloads=payloads, mask=mask, sender_degrees=degrees,
+                     senders=torch.tensor([[self.settings.team.index(j) for j in expected]]),
+                     acks=Acknowledgements(round=torch.tensor([[a[0] for a in acks]]),
+                                           bits=torch.tensor([[a[1] for a in acks]]),
+                                           span=torch.tensor([[a[2] for a in acks]])))
+
+    def _set_reference(self) -> None:
+        """This robot's weights are the bounded-change check's reference for its neighbours'."""
+        if self.exchange.guard is not None:
+            self.exchange.guard.set_reference(self.algorithm.theta[0].detach().cpu().numpy())
+
+    def dual_monitor(self) -> tuple[float, int, int]:
+        """``(dual_probe, reverted, expired)`` of DiNNO's edge duals (NaN, 0, 0 for other algorithms)."""
+        dual = getattr(self.algorithm, "dual", None)
+        ledger = getattr(self.algorithm, "ledger", None)
+        if dual is None or ledger is None:
+            return float("nan"), 0, 0
+        return (float(dual_probe(dual, self.fingerprint)[0]), int(ledger.counts["reverted"][0]),
+                int(ledger.counts["expired"][0]))
 
     def _step(self, inputs: RoundInputs) -> None:
         inbox = self._inbox(inputs)
         with self._lock:
             own = self.algorithm.outgoing()[0, 0].clone()
             stats = self.algorithm.step(inbox, self.data.sample)
-        if inbox.payloads.shape[1]:
-            distances = (inbox.payloads[0, :, 0] - own).norm(dim=1)
+        self._set_reference()
+        if inbox.mask.any():
+            distances = (inbox.payloads[0, inbox.mask[0], 0] - own).norm(dim=1)
             consensus = float(distances.mean())
         else:
             consensus = float("nan")
@@ -307,6 +354,7 @@ class RobotTrainer:
             rho=float(rho[0]) if rho is not None else float("nan"), round_rate=self._rate,
             heard=tuple(inputs.neighbours), missing=inputs.missing, timed_out=inputs.timed_out, rejected=rejected,
         )
+        report.dual_probe, report.dual_reverted, report.dual_expired = self.dual_monitor()
         self.state.last_report = report
         self.on_round(report)
 
@@ -322,6 +370,7 @@ class RobotTrainer:
                 mean = np.mean([r.values[0] for r in inputs.latest.values()], axis=0)
                 self.algorithm.parameter.data.copy_(torch.from_numpy(mean).to(self.settings.torch_dtype)[None])
             self.algorithm.round = target
+        self._set_reference()
         self.state.catch_ups.append(CatchUp(k, target, warm, time.time()))
         self.log.warning(f"behind the team: neighbours are at round {inputs.catch_up_to}, we were at {k}; "
                          f"adopting round {target}" + (" (warm start from their mean)" if warm else ""))
@@ -344,9 +393,12 @@ class RobotTrainer:
             "not_sent_non_finite": self.state.not_sent_non_finite,
             "catch_ups": [vars(c) for c in self.state.catch_ups],
             "drops": snap.drops, "messages_dropped": sum(snap.drops.values()),
+            "dual": dict(zip(("probe", "reverted", "expired"), self.dual_monitor())),
+            "duplicate_ids": sorted(name for name, link in snap.links.items() if link.duplicate),
             "accepted": snap.accepted, "superseded": snap.superseded,
             "links": {name: {"received": link.received, "used": link.used, "missed": link.missed,
-                             "last_round": link.last_round, "drops": dict(link.drops)}
+                             "last_round": link.last_round, "drops": dict(link.drops), "absent": link.absent,
+                             "duplicate": link.duplicate}
                       for name, link in snap.links.items()},
             "neighbours": list(snap.expected),
             "last_metrics": None if report is None else {
