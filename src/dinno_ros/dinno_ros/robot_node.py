@@ -63,6 +63,7 @@ from dinno_ros.parameters import (
     validate_model,
 )
 from dinno_ros.trainer import RobotSettings, RobotTrainer, RoundReport
+from dinno_ros.dds_profile import use_default_profile
 from dinno_ros.message_auth import AUTH_MODES, TEAM_KEY_ENV, TeamKey
 from dinno_ros.update_guard import GUARD_PARAMETERS, GuardLimits
 from dinno_ros.weights_codec import ENCODINGS, EncodingError, to_message
@@ -470,6 +471,7 @@ class RobotNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_default_profile()  # before rclpy.init: Fast DDS reads it with the first participant
     node = init_node(RobotNode, "robot_node", sys.argv if argv is None else argv)
     if node is None:
         return 2
