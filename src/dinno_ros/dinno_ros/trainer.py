@@ -123,6 +123,9 @@ class TrainerState:
     catch_ups: list[CatchUp] = field(default_factory=list)
     last_report: RoundReport | None = None
     finished: bool = False
+    training_started: float | None = None
+    """Monotonic clock when the first round began (after the start-up wait for the neighbours)."""
+    last_step_at: float | None = None
 
 
 def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
@@ -251,6 +254,8 @@ class RobotTrainer:
                 self.log.warning(f"starting without having heard {', '.join(silent)} "
                                  f"after {self.settings.startup_timeout:g} s")
         rounds = self.settings.rounds
+        self.state.training_started = time.monotonic()
+        self.log.info(f"started training at round {self.algorithm.round}")
         while not stop.is_set():
             if rounds and self.algorithm.round >= rounds:
                 self.state.finished = True
@@ -342,6 +347,7 @@ class RobotTrainer:
             rate = 1.0 / (now - self._last_step)
             self._rate = rate if math.isnan(self._rate) else 0.9 * self._rate + 0.1 * rate
         self._last_step = now
+        self.state.last_step_at = now
         rho = getattr(self.algorithm, "rho", None)
         rejected = bool(stats.rejected[0])
         self.state.rounds_stepped += 1
@@ -407,6 +413,8 @@ class RobotTrainer:
                 "heard": list(report.heard)},
             "data": self.source.stats(),
             "elapsed_s": time.time() - self.started_unix,
+            "training_s": None if self.state.training_started is None or self.state.last_step_at is None
+            else self.state.last_step_at - self.state.training_started,
             "weights": theta.tolist() if theta.size <= INLINE_WEIGHTS_MAX else None,
         }
 
