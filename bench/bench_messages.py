@@ -191,12 +191,14 @@ def bench_team(name: str, algorithm: dict, task: dict, rounds: int, warmup: int)
     from rclpy.executors import SingleThreadedExecutor
 
     from dinno_msgs.msg import RobotStatus
+    from dinno_ros.message_auth import write_team_key
     from dinno_ros.robot_process import complete_neighbours, start_robot, stop_robots, write_params_file
 
     team = ["robot_0", "robot_1", "robot_2"]
     workdir = Path(tempfile.mkdtemp(prefix="dinno-bench-team-"))
     params = write_params_file(workdir / "team.yaml", {
         "team": team, "rounds": rounds, "round_timeout": 10.0, "startup_timeout": 120.0,
+        "team_key_file": str(write_team_key(workdir / "team.key")),
         "results_path": str(workdir / "{robot}.json"), "algorithm": algorithm, "task": task})
     context = rclpy.Context()
     rclpy.init(context=context)

@@ -175,3 +175,39 @@ def test_a_silent_neighbour_costs_one_timeout_then_is_not_waited_for():
     assert not ex.snapshot().links["c"].absent
     ex.receive(packet(sender="b", round_index=2), via="b")
     assert set(ex.wait_for_round(2, 5.0).neighbours) == {"b", "c"}
+
+
+# ------------------------------------------------------------------------------ Fast DDS profile
+
+
+def test_the_shipped_fast_dds_profile_is_chosen_unless_the_user_chose(tmp_path):
+    from dinno_ros.dds_profile import profile_path, use_default_profile
+
+    env: dict[str, str] = {}
+    assert use_default_profile(env) == str(profile_path()) and profile_path().is_file()
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(profile_path())
+    assert use_default_profile({"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}) is None
+    assert use_default_profile({"DINNO_FASTDDS_PROFILE": "off"}) is None
+    assert use_default_profile({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) is None
+
+
+def test_fast_dds_loads_the_shipped_profile_without_an_error(ros_env):
+    """A real participant with a reliable writer and reader under the profile: Fast DDS reports
+    XML problems on stderr ("XMLPARSER Error"), and a broken file would show there."""
+    import subprocess
+    import sys
+
+    from dinno_ros.dds_profile import profile_path
+
+    script = (
+        "import rclpy\nfrom std_msgs.msg import String\nrclpy.init()\nn = rclpy.create_node('profile_probe')\n"
+        "got = []\np = n.create_publisher(String, 'probe', 10)\n"
+        "n.create_subscription(String, 'probe', got.append, 10)\n"
+        "for i in range(100):\n    p.publish(String(data='x'))\n    rclpy.spin_once(n, timeout_sec=0.05)\n"
+        "    if got: break\nprint('received', len(got))\n"
+    )
+    env = {**ros_env, "FASTDDS_DEFAULT_PROFILES_FILE": str(profile_path())}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "XMLPARSER" not in done.stderr and "Error" not in done.stderr, done.stderr
+    assert "received" in done.stdout and "received 0" not in done.stdout
