@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
 import threading
 
 import networkx as nx
@@ -29,8 +30,9 @@ from dinno_ros.parameters import (
     task_parameters,
     validate_model,
 )
-from dinno_ros.robot_process import robot_command
+from dinno_ros.process_spec import process_command
 from dinno_ros.robot_settings import ROBOT_ALGORITHMS, RobotSettings
+from dinno_ros.team_spec import hardware_robot_process
 from dinno_ros.trainer import RobotTrainer
 from dinno_ros.weights_codec import to_packet
 
@@ -123,8 +125,8 @@ def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, t
 
 
 def test_node_process_exits_with_status_2_on_bad_parameters(ros_env):
-    command = robot_command("robot_0", overrides={"team": ["robot_0", "robot_1"], "neighbours": ["robot_1"],
-                                                  "algorithm.rho_init": -1.0})
+    command = process_command(hardware_robot_process("robot_0", ["robot_0", "robot_1"], neighbours=["robot_1"],
+                                                     parameters={"algorithm.rho_init": -1.0}), sys.executable)
     result = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "parameter 'algorithm.rho_init': out of range; allowed: > 0 (got -1.0)" in result.stderr
@@ -140,8 +142,8 @@ def test_a_running_robot_describes_its_parameters_with_numeric_ranges(ros_env, r
     from rcl_interfaces.msg import ParameterType
     from rcl_interfaces.srv import DescribeParameters
 
-    command = robot_command("robot_0", overrides={"team": ["robot_0", "robot_1"], "neighbours": ["robot_1"],
-                                                  "startup_timeout": 120.0})
+    command = process_command(hardware_robot_process("robot_0", ["robot_0", "robot_1"], neighbours=["robot_1"],
+                                                     parameters={"startup_timeout": 120.0}), sys.executable)
     log = open(tmp_path / "robot.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, env=ros_env, stdout=log, stderr=subprocess.STDOUT)
     client_node = rclpy.create_node("describer", context=ros_context)

@@ -3,9 +3,8 @@
 The robot is the core's algorithm with ``R = 1``, built exactly as the simulated team builds
 robot ``i`` (see ``test_batched_team_equals_robots_stepped_one_at_a_time``):
 
-* ``torch.manual_seed(seed)``, ``task = build_task(task_config, N, seed)``,
-  ``model = task.build_model()`` → the same initial weights on every robot
-  (what ``dinno_core.experiment.initial_weights`` does);
+* :func:`dinno_core.config.set_up_model` (seed → task → flat model → initial weights) → the
+  same initial weights on every robot, as in the simulated team;
 * ``build_algorithm(config, flat_model, theta0[None])``;
 * ``TeamData([dataset_i], seed, robot_indices=[i])`` → the same minibatch generator as robot
   ``i`` of the simulated team;
@@ -40,9 +39,8 @@ import torch
 from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
-from dinno_core.config import ConfigError, build_task
+from dinno_core.config import ConfigError, set_up_model
 from dinno_core.graphs import disk_graph
-from dinno_core.params import FlatModel
 from dinno_core.team import TeamData
 from dinno_ros.checkpoint import load_checkpoint, save_checkpoint, write_json
 from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
@@ -121,11 +119,9 @@ class RobotTrainer:
         self._publish = publish
         self._on_round = on_round
         self.log = log or logging.getLogger("dinno_ros.trainer")
-        torch.manual_seed(settings.seed)
-        self.task = build_task(settings.task, len(settings.team), settings.seed)
-        model = self.task.build_model().to(settings.torch_dtype)
-        self.flat = FlatModel(model, self.task.loss)
-        theta0 = self.flat.initial_weights()[None, :].clone()
+        setup = set_up_model(settings.task, len(settings.team), settings.seed, settings.torch_dtype)
+        self.task, self.flat = setup.task, setup.flat
+        theta0 = setup.theta0[None, :].clone()
         self.source = make_source(self.task, settings)
         self.data = TeamData([self.source.local_data], settings.seed, robot_indices=[settings.index])
         self.algorithm = build_algorithm(settings.algorithm, self.flat, theta0)
@@ -220,11 +216,10 @@ class RobotTrainer:
         """The task's evaluation grid when it has a map (mapping task), else None."""
         return getattr(self.task, "grid", None)
 
-    def occupancy(self, points: np.ndarray) -> np.ndarray:
-        """Occupancy probabilities of the current network at world points ``[..., 2]`` (mapping)."""
-        from dinno_ros.map_output import predict_occupancy
-
-        return predict_occupancy(self.flat, self.current_weights(), points)
+    def render_map(self) -> np.ndarray:
+        """The current network's occupancy probabilities on :attr:`map_grid` (mapping task; the
+        core's :meth:`~dinno_core.tasks.mapping.task.MappingTask.render_map`)."""
+        return self.task.render_map(self.current_weights())
 
     def diagnostics(self) -> tuple[ExchangeSnapshot, dict[str, Any]]:
         """The exchange's counters and the trainer's own values, for ``/diagnostics``."""
