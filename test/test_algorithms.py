@@ -25,9 +25,10 @@ from dinno_core.team import SimulatedTeam, TeamData, gather_inbox
 NUM_ROBOTS = 10
 
 
-def convex_team(config, num_robots: int = NUM_ROBOTS, seed: int = 0, graph: nx.Graph | None = None):
+def convex_team(config, num_robots: int = NUM_ROBOTS, seed: int = 0, graph: nx.Graph | None = None,
+                task_config: ConvexTaskConfig | None = None):
     torch.manual_seed(seed)
-    task = LinearRegressionTask(ConvexTaskConfig(), num_robots, seed)
+    task = LinearRegressionTask(task_config or ConvexTaskConfig(), num_robots, seed)
     model = task.build_model().double()
     flat = FlatModel(model, task.loss)
     theta0 = flat.initial_weights().repeat(num_robots, 1)
@@ -95,6 +96,66 @@ def test_dsgt_tracks_the_optimum_where_dsgd_stalls():
     optimum = task.optimum()
     assert relative_error(dsgt.algorithm.theta, optimum) < 1e-3
     assert relative_error(dsgd.algorithm.theta, optimum) > 10 * relative_error(dsgt.algorithm.theta, optimum)
+
+
+def test_dsgt_is_the_published_recursion_in_matrix_form():
+    """Pu & Nedić (2021), eq. (3)-(4): ``X+ = W (X - alpha Y)``, ``Y+ = W Y + G(X+) - G(X)``,
+    ``Y0 = G(X0)``, with Metropolis ``W``, checked against dense-matrix arithmetic round by round."""
+    alpha = 0.01
+    graph = nx.Graph([(0, 1), (1, 2), (2, 3), (3, 0), (0, 2), (3, 4)])  # degrees differ
+    num_robots = graph.number_of_nodes()
+    task, team = convex_team(DsgtConfig(lr=LearningRateSchedule(kind="constant", start=alpha), batch_size=0),
+                             num_robots, 4, graph)
+    weights = torch.zeros(num_robots, num_robots, dtype=torch.float64)
+    for i, j in graph.edges:
+        weights[i, j] = weights[j, i] = 1.0 / (1 + max(graph.degree(i), graph.degree(j)))
+    weights += torch.diag(1.0 - weights.sum(dim=1))
+    data = task.robot_data(num_robots)
+    inputs = torch.stack([d.inputs for d in data]).double()
+    targets = torch.stack([d.targets for d in data]).double()
+
+    def gradients(x):  # exact gradient of 0.5 ||A_i x - b_i||^2 per robot
+        return torch.einsum("rbn,rb->rn", inputs, torch.einsum("rbn,rn->rb", inputs, x) - targets)
+
+    x = team.algorithm.theta.clone()
+    y = gradients(x)
+    for _ in range(25):
+        x_next = weights @ (x - alpha * y)
+        y = weights @ y + gradients(x_next) - gradients(x)
+        x = x_next
+        team.run_round()
+        torch.testing.assert_close(team.algorithm.theta, x, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(team.algorithm.tracker, y, rtol=1e-12, atol=1e-12)
+        # the tracking invariant: the trackers' mean is the mean of the latest local gradients
+        torch.testing.assert_close(y.mean(dim=0), gradients(x).mean(dim=0), rtol=1e-10, atol=1e-12)
+
+
+def test_dsgt_converges_linearly_on_strongly_convex_quadratics_and_dsgd_does_not():
+    """Every robot's loss is a strongly convex quadratic with its own minimizer (full-rank rows,
+    different noise); with exact gradients and a constant step, gradient tracking converges
+    linearly to the minimizer of the sum, DSGD stalls at a step-size-dependent distance."""
+    config = ConvexTaskConfig(num_features=5, rows_per_robot=8, noise_std=1.0)
+    schedule = LearningRateSchedule(kind="constant", start=0.02)
+    errors: dict[str, list[float]] = {"dsgt": [], "dsgd": []}
+    for name, algorithm_config in (("dsgt", DsgtConfig(lr=schedule, batch_size=0)),
+                                   ("dsgd", DsgdConfig(lr=schedule, batch_size=0))):
+        task, team = convex_team(algorithm_config, task_config=config)
+        local = [torch.linalg.lstsq(d.inputs.double(), d.targets.double()[:, None]).solution[:, 0]
+                 for d in task.robot_data(NUM_ROBOTS)]
+        assert all(torch.linalg.matrix_rank(d.inputs) == 5 for d in task.robot_data(NUM_ROBOTS))
+        optimum = task.optimum()
+        assert min(float((w - optimum).norm() / optimum.norm()) for w in local) > 0.05  # heterogeneous
+        for round_index in range(1, 601):
+            team.run_round()
+            if round_index % 100 == 0:
+                errors[name].append(relative_error(team.algorithm.theta, optimum))
+    dsgt, dsgd = errors["dsgt"], errors["dsgd"]
+    # linear: the error shrinks by a roughly constant factor every 100 rounds, down to round-off
+    assert dsgt[2] < 1e-6 and dsgt[-1] < 1e-10
+    assert dsgt[1] < 0.05 * dsgt[0] and dsgt[2] < 0.05 * dsgt[1]
+    # DSGD with a constant step: a fixed point away from the optimum, not improving any more
+    assert dsgd[-1] > 1e-3
+    assert dsgd[-1] > 0.9 * dsgd[-2]
 
 
 ALGORITHMS = {
