@@ -15,6 +15,7 @@ from dinno_core.algorithms import (
     LearningRateSchedule,
     LocalConfig,
     OptimizerConfig,
+    PenaltyAdaptationConfig,
     build_algorithm,
 )
 from dinno_core.graphs import StaticGraph, cycle_graph
@@ -167,6 +168,10 @@ ALGORITHMS = {
                                   primal_step="adam_proximal",
                                   optimizer=OptimizerConfig(name="adam", persistent_state=True),
                                   lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
+    "dinno_adaptive": DinnoConfig(rho_init=0.5, rho_scaling=1.01, primal_steps=3, batch_size=2,
+                                  rho_adaptation=PenaltyAdaptationConfig(kind="residual_balancing", mu=1.5, tau=1.5,
+                                                                         rounds=5),
+                                  lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
     "dsgd": DsgdConfig(batch_size=2),
     "dsgt": DsgtConfig(batch_size=2),
     "individual": LocalConfig(batch_size=2),
@@ -249,7 +254,7 @@ def test_non_finite_neighbour_weights_are_rolled_back_not_spread(name):
     assert all(torch.isfinite(value).all() for value in moments.values() if isinstance(value, torch.Tensor))
 
 
-@pytest.mark.parametrize("name", ["dinno_persistent", "dinno_proximal", "dsgt"])
+@pytest.mark.parametrize("name", ["dinno_persistent", "dinno_proximal", "dinno_adaptive", "dsgt"])
 def test_a_team_checkpoint_splits_into_robot_checkpoints(tmp_path, name):
     """A robot resumed from its slice of a team checkpoint continues exactly as in the team."""
     from dinno_core.checkpoint import load_checkpoint, save_checkpoint, select_robot
@@ -290,3 +295,64 @@ def test_a_proximal_robot_resumes_from_a_checkpoint_of_the_other_primal_step():
     persistent.run_round()
     with pytest.raises(ValueError, match="not saved with primal_step='adam_proximal'"):
         proximal.algorithm.load_state_dict(persistent.algorithm.state_dict())
+
+
+# --------------------------------------------------------------------------- adaptive penalty
+
+
+def adaptive_dinno(rho_init: float, rounds: int = 60, **adaptation) -> DinnoConfig:
+    return DinnoConfig(rho_init=rho_init, primal_steps=20, batch_size=0, optimizer=OptimizerConfig(name="sgd"),
+                       lr=LearningRateSchedule(kind="constant", start=0.05),
+                       rho_adaptation=PenaltyAdaptationConfig(kind="residual_balancing", rounds=rounds,
+                                                              **adaptation))
+
+
+@pytest.mark.parametrize("rho_init, direction", [(1e-4, "up"), (3.0, "down")])
+def test_adaptive_penalty_moves_rho_toward_balance(rho_init, direction):
+    """Far too small a ρ leaves robots apart (primal residual dominates): ρ grows; far too large
+    a ρ makes the target's motion dominate: ρ shrinks. Every robot decides from its own residuals."""
+    _, team = convex_team(adaptive_dinno(rho_init, mu=2.0, tau=1.5))
+    for _ in range(15):
+        team.run_round()
+    rho = team.algorithm.rho
+    if direction == "up":
+        assert (rho > 10 * rho_init).all()
+    else:
+        assert (rho < rho_init / 2).all()
+    penalty = team.algorithm.penalty
+    assert torch.isfinite(penalty.primal_residual).all() and torch.isfinite(penalty.dual_residual).all()
+
+
+def test_adaptive_penalty_stops_after_its_window_and_reaches_the_optimum():
+    """From a badly chosen ρ0 the adapted DiNNO still reaches the centralized optimum on the
+    convex task; after ``rounds`` rounds ρ is frozen (only ``rho_scaling`` would move it)."""
+    task, team = convex_team(adaptive_dinno(1e-3, rounds=40, mu=2.0, tau=1.2))
+    for _ in range(40):
+        team.run_round()
+    frozen = team.algorithm.rho.clone()
+    assert not torch.allclose(frozen, torch.full_like(frozen, 1e-3))
+    for _ in range(400):
+        team.run_round()
+    torch.testing.assert_close(team.algorithm.rho, frozen, rtol=0, atol=0)
+    assert relative_error(team.algorithm.theta, task.optimum()) < 1e-3
+
+
+def test_adaptive_penalty_config_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"rho_min \(2.0\) must not exceed rho_max \(1.0\)"):
+        PenaltyAdaptationConfig(rho_min=2.0, rho_max=1.0)
+    with pytest.raises(ValueError, match="tau"):
+        DinnoConfig.model_validate({"rho_adaptation": {"tau": 0.5}})
+
+
+def test_a_checkpoint_without_penalty_state_loads_into_an_adaptive_robot():
+    """Turning adaptation on when resuming keeps weights, dual and ρ; the residual history restarts."""
+    plain = ALGORITHMS["dinno"]
+    _, team = convex_team(plain, 4, 1)
+    for _ in range(3):
+        team.run_round()
+    _, adaptive = convex_team(ALGORITHMS["dinno_adaptive"], 4, 1)
+    adaptive.algorithm.load_state_dict(team.algorithm.state_dict())
+    assert not adaptive.algorithm.penalty.has_previous.any()
+    torch.testing.assert_close(adaptive.algorithm.rho, team.algorithm.rho, rtol=0, atol=0)
+    adaptive.run_round()
+    assert adaptive.algorithm.penalty.has_previous.all()
