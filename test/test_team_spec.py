@@ -262,7 +262,13 @@ def test_dinno_team_rejects_bad_configs_before_starting(tmp_path, capsys):
     assert "graph.kind" in error and "'cycle'" in error
     config.write_text(yaml.safe_dump(base_config(parameters={"no_such_parameter": 1})))
     assert main([str(config), "--out", str(tmp_path / "out")]) == 2
-    assert "robot_0: parameter 'no_such_parameter' is not a robot node parameter" in capsys.readouterr().err
+    assert "robot_0: parameter 'no_such_parameter' is unknown" in capsys.readouterr().err
+    # Values only the robots check are found before anything starts, with the robots' own validation.
+    config.write_text(yaml.safe_dump(base_config(seed=-1, parameters={"encoding": "float64"})))
+    assert main([str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "robot_0: parameter 'seed'" in error and "robot_0: parameter 'encoding'" in error
+    assert "Traceback" not in error
     assert main([str(config), "--duration", "-1"]) == 2
     assert not (tmp_path / "out").exists()
 
@@ -364,9 +370,10 @@ def test_hardware_launch_plan_from_team_config(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"robot_id": "2x"}, "not a valid ROS name"),
-    ({"robot_id": "a", "team": ["b", "c"]}, "not in team"),
-    ({"robot_id": "a", "team": ["a", "b"], "neighbours": ["c"]}, "another team member; allowed: b"),
-    ({"robot_id": "a", "neighbours": ["a"]}, "another team member"),
+    ({"robot_id": "a", "team": ["b", "c"]}, "not in the team; allowed: b, c"),
+    ({"robot_id": "a", "team": ["a", "b"], "neighbours": ["c"]}, r"\['c'\] are not teammates of 'a'; allowed: b"),
+    ({"robot_id": "a", "neighbours": ["a"]}, "are not teammates"),
+    ({"robot_id": "a", "team": ["a", "a"]}, "must be unique"),
     ({"robot_id": "a", "team": ["a", "b"], "neighbours": ["b"], "communication_radius": 2.0}, "not both"),
     ({"robot_id": "a", "communication_radius": -1.0}, "> 0"),
     ({"robot_id": "a", "parameters": {"team": ["a"]}}, "pass them as arguments"),

@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from dinno_ros.ros_names import check_member, check_neighbours, check_team
 from dinno_ros.weights_codec import WIRE_DTYPES, decode_values, payload_nbytes
 
 CATCH_UP_LAG = 2
@@ -152,11 +153,8 @@ class RoundExchange:
                  num_vectors: int = 1, neighbours: Iterable[str] = (), max_round_lead: int = 1000,
                  start_round: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.robot_id = robot_id
-        self.team = tuple(team)
-        if robot_id not in self.team:
-            raise ValueError(f"robot {robot_id!r} is not in the team {list(self.team)}")
-        if len(set(self.team)) != len(self.team):
-            raise ValueError(f"team has duplicate ids: {list(self.team)}")
+        self.team = tuple(check_team(team))
+        check_member(robot_id, self.team)
         if max_round_lead < 1:
             raise ValueError(f"max_round_lead must be >= 1, got {max_round_lead}")
         self.index = {name: i for i, name in enumerate(self.team)}
@@ -180,10 +178,7 @@ class RoundExchange:
 
     def set_neighbours(self, neighbours: Iterable[str]) -> None:
         """The neighbours expected from now on (kept in team order)."""
-        wanted = set(neighbours)
-        unknown = wanted - set(self._links)
-        if unknown:
-            raise ValueError(f"neighbours {sorted(unknown)} are not teammates of {self.robot_id!r}")
+        wanted = set(check_neighbours(self.robot_id, self.team, set(neighbours)))
         with self._condition:
             self._expected = tuple(name for name in self.team if name in wanted)
             self._condition.notify_all()

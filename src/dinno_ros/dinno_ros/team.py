@@ -312,36 +312,31 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
 def unknown_robot_parameters(process: ProcessSpec) -> list[str]:
     """Parameters in a robot's spec that the robot node does not declare (it would exit with 2).
 
-    Uses the node's own tables (:data:`dinno_ros.robot_node.NODE_PARAMETERS` and the
-    ``algorithm.*`` / ``task.*`` parameters generated from the core's models), so the check is
-    the node's.
+    Uses the node's own parameter list (:func:`dinno_ros.parameters.robot_parameters`: its
+    settings models and the ``algorithm.*`` / ``task.*`` parameters generated from the core's
+    models), so the check is the node's.
     """
-    from dinno_ros.parameters import ROBOT_ALGORITHMS, algorithm_parameters, task_parameters
-    from dinno_ros.robot_node import NODE_PARAMETERS
+    from dinno_ros.parameters import ALWAYS_ALLOWED, robot_parameters
 
     params = process.parameters
-    known = {entry[0] for entry in NODE_PARAMETERS} | {"algorithm.kind", "task.name", "use_sim_time"}
-    if params.get("algorithm.kind") in ROBOT_ALGORITHMS:
-        known |= {p.name for p in algorithm_parameters(params["algorithm.kind"])}
-    try:
-        known |= {p.name for p in task_parameters(params.get("task.name", ""))}
-    except ConfigError:
-        pass
-    return sorted(set(params) - known)
+    known = {p.name for p in robot_parameters(params.get("algorithm.kind"), params.get("task.name"))}
+    return sorted(set(params) - known - set(ALWAYS_ALLOWED))
 
 
 def check_robot_parameters(spec: TeamSpec) -> None:
-    """:class:`ConfigError` naming each robot parameter the node would reject as unknown."""
+    """:class:`ConfigError` naming each robot parameter the node would reject, found with the
+    node's own validation (:func:`dinno_ros.parameters.validate_robot`) before anything starts."""
+    from dinno_ros.parameters import validate_robot
+
     problems = []
     for process in spec.robot_processes:
-        for name in unknown_robot_parameters(process):
-            problems.append(f"  {process.key}: parameter {name!r} is not a robot node parameter "
-                            "(from 'parameters' or 'robot_overrides')")
+        try:
+            validate_robot(process.parameters)
+        except ConfigError as error:
+            problems += [f"  {process.key}: {line}" for line in str(error).splitlines()]
     if problems:
-        from dinno_ros.robot_node import NODE_PARAMETERS
-
-        known = ", ".join(entry[0] for entry in NODE_PARAMETERS)
-        raise ConfigError("invalid team config\n" + "\n".join(problems) + f"\n  robot node parameters: {known}")
+        raise ConfigError("invalid team config (robot parameters from 'parameters', 'robot_overrides' or the "
+                          "team settings)\n" + "\n".join(problems))
 
 
 class TeamRun:

@@ -39,7 +39,6 @@ directory of dinno-team / ros2 launch.
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -61,6 +60,15 @@ from pydantic import (
 from dinno_core.algorithms.config import AlgorithmConfig, LocalConfig
 from dinno_core.config import ConfigError, load_yaml, parse_task_config, validate
 from dinno_core.graphs import GraphConfig, build_static_graph, describe
+from dinno_ros.ros_names import (
+    check_member,
+    check_neighbours,
+    check_remappings,
+    check_ros_name,
+    check_team,
+    is_ros_name,
+    normalise_namespace,
+)
 
 __all__ = [
     "ConfigError",
@@ -93,36 +101,11 @@ ROBOT_NODE_NAME = "dinno_robot"
 STATUS_TOPIC = "dinno/status"
 """Relative status topic every robot publishes under its namespace (``/<robot>/dinno/status``)."""
 
-_ROS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ROS_TOPIC = re.compile(r"^(~/|/)?[A-Za-z_][A-Za-z0-9_/]*$")
-
 # ----------------------------------------------------------------------------- config
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _check_ros_name(value: str, what: str) -> str:
-    if not _ROS_NAME.match(value):
-        raise ValueError(
-            f"{what} {value!r} is not a valid ROS name token: letters, digits and '_', "
-            "not starting with a digit"
-        )
-    return value
-
-
-def _check_topic(value: str, what: str) -> str:
-    if not _ROS_TOPIC.match(value) or "//" in value or value.endswith("/"):
-        raise ValueError(f"{what} {value!r} is not a valid ROS topic name (e.g. 'scan', '/robot_0/scan')")
-    return value
-
-
-def _check_remappings(value: dict[str, str]) -> dict[str, str]:
-    for source, target in value.items():
-        _check_topic(source, "remapping source")
-        _check_topic(target, f"remapping target of {source!r}")
-    return value
 
 
 class CheckpointConfig(_Strict):
@@ -145,7 +128,7 @@ class RobotOverride(_Strict):
     @field_validator("remappings")
     @classmethod
     def _remaps(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_remappings(value)
+        return check_remappings(value)
 
 
 class SimulatorConfig(_Strict):
@@ -173,17 +156,17 @@ class SimulatorConfig(_Strict):
     @field_validator("node_name")
     @classmethod
     def _node_name(cls, value: str) -> str:
-        return _check_ros_name(value, "node_name")
+        return check_ros_name(value, "node_name")
 
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        return _normalise_namespace(value)
+        return normalise_namespace(value)
 
     @field_validator("remappings")
     @classmethod
     def _remaps(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_remappings(value)
+        return check_remappings(value)
 
 
 class ShutdownConfig(_Strict):
@@ -191,13 +174,6 @@ class ShutdownConfig(_Strict):
 
     sigint_timeout: PositiveFloat = 10.0
     sigterm_timeout: PositiveFloat = 5.0
-
-
-def _normalise_namespace(value: str) -> str:
-    parts = [part for part in value.strip().split("/") if part]
-    for part in parts:
-        _check_ros_name(part, "namespace part")
-    return "/" + "/".join(parts)
 
 
 class TeamConfig(_Strict):
@@ -255,13 +231,7 @@ class TeamConfig(_Strict):
     @classmethod
     def _robot_ids(cls, value: int | list[str]) -> int | list[str]:
         if isinstance(value, list):
-            if not value:
-                raise ValueError("robots needs at least one robot id")
-            for robot in value:
-                _check_ros_name(robot, "robot id")
-            duplicates = sorted({robot for robot in value if value.count(robot) > 1})
-            if duplicates:
-                raise ValueError(f"robot ids must be unique; repeated: {', '.join(duplicates)}")
+            check_team(value)
         return value
 
     @field_validator("algorithm")
@@ -277,7 +247,7 @@ class TeamConfig(_Strict):
     @field_validator("remappings")
     @classmethod
     def _remaps(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_remappings({source: target.replace("{robot}", "robot") for source, target in value.items()})
+        check_remappings({source: target.replace("{robot}", "robot") for source, target in value.items()})
         return value
 
     @model_validator(mode="after")
@@ -371,7 +341,7 @@ def flatten_parameters(parameters: dict[str, Any], prefix: str = "") -> dict[str
     flat: dict[str, Any] = {}
     for key, value in parameters.items():
         name = f"{prefix}{key}"
-        if not isinstance(key, str) or not key or any(not _ROS_NAME.match(p) for p in key.split(".")):
+        if not isinstance(key, str) or not key or any(not is_ros_name(p) for p in key.split(".")):
             raise ValueError(f"parameter name {name!r} is not valid (letters, digits, '_', '.')")
         if isinstance(value, dict):
             flat.update(flatten_parameters(value, f"{name}."))
@@ -545,20 +515,9 @@ def hardware_robot_process(
     namespace defaults to ``/<robot_id>``, which the teammates' default
     ``neighbour_weights_topic`` (``/{robot}/dinno/weights``) expects.
     """
-    _check_ros_name(robot_id, "robot_id")
-    team = list(team or [])
-    for member in team:
-        _check_ros_name(member, "team member")
-    if team and robot_id not in team:
-        raise ValueError(f"robot_id {robot_id!r} is not in team [{', '.join(team)}]")
-    if len(set(team)) != len(team):
-        raise ValueError(f"team ids must be unique, got [{', '.join(team)}]")
-    neighbours = list(neighbours or [])
-    for neighbour in neighbours:
-        _check_ros_name(neighbour, "neighbour")
-        if neighbour == robot_id or (team and neighbour not in team):
-            others = ", ".join(m for m in team if m != robot_id) or "(the team's other ids)"
-            raise ValueError(f"neighbour {neighbour!r} must be another team member; allowed: {others}")
+    team = check_team(team) if team else []
+    check_member(robot_id, team)
+    neighbours = check_neighbours(robot_id, team, neighbours or [])
     if communication_radius is not None and not communication_radius > 0:
         raise ValueError(f"communication_radius must be > 0 metres, got {communication_radius}")
     if neighbours and communication_radius is not None:
@@ -577,8 +536,8 @@ def hardware_robot_process(
     params.update(extra)
     return ProcessSpec(
         role="robot", key=robot_id, package=PACKAGE, executable=ROBOT_EXECUTABLE, module=ROBOT_MODULE,
-        namespace=_normalise_namespace(namespace if namespace else f"/{robot_id}"), node_name=node_name,
-        parameters=params, remappings=_check_remappings(dict(remappings or {})),
+        namespace=normalise_namespace(namespace if namespace else f"/{robot_id}"), node_name=node_name,
+        parameters=params, remappings=check_remappings(dict(remappings or {})),
     )
 
 
@@ -805,7 +764,7 @@ def hardware_launch_plan(
     (a temporary folder when neither results_dir nor team_config is given). Empty
     ``use_sim_time`` leaves it to the files (default false).
     """
-    _check_ros_name(robot_id, "robot_id")
+    check_ros_name(robot_id, "robot_id")
     team_ids = parse_id_list(team)
     neighbour_ids = parse_id_list(neighbours)
     try:

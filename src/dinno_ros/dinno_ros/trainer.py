@@ -13,7 +13,14 @@ robot ``i`` (see ``test_batched_team_equals_robots_stepped_one_at_a_time``):
   arrived in time (team order), then ``algorithm.step(inbox, data.sample)``.
 
 No update rule is re-implemented here. Round rules (stale, early, timeout, catch-up) live in
-:mod:`dinno_ros.exchange`.
+:mod:`dinno_ros.exchange`; a catch-up moves the algorithm with its own
+:meth:`~dinno_core.algorithms.base.DistributedAlgorithm.jump_to`.
+
+The trainer is the ROS node's only partner. The node hands it what arrives (:meth:`receive_weights`,
+:meth:`add_scan`, :meth:`add_odometry`) and gets what it must send through the two ports given to
+the constructor: ``publish(values [m, n], round, degree)`` (may raise
+:class:`~dinno_ros.weights_codec.EncodingError`: the weights are then counted as not sent) and
+``on_round(report)``. The trainer never calls anything else of the node.
 """
 
 from __future__ import annotations
@@ -30,48 +37,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
 from dinno_core.config import ConfigError, build_task
+from dinno_core.graphs import disk_graph
 from dinno_core.params import FlatModel
 from dinno_core.team import TeamData
 from dinno_ros.checkpoint import load_checkpoint, save_checkpoint, write_json
 from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
-from dinno_ros.exchange import RoundExchange, RoundInputs
+from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
+from dinno_ros.robot_settings import RobotSettings
+from dinno_ros.weights_codec import EncodingError
 
 INLINE_WEIGHTS_MAX = 100_000
 """Results JSON carries the final weights inline up to this many values (always also as .npy)."""
-
-
-@dataclass
-class RobotSettings:
-    """Everything a robot needs, validated (the node builds it from its parameters)."""
-
-    robot_id: str
-    team: tuple[str, ...]
-    algorithm: BaseModel
-    task: BaseModel
-    seed: int = 0
-    neighbours: tuple[str, ...] = ()
-    rounds: int = 0
-    round_timeout: float = 1.0
-    startup_timeout: float = 30.0
-    max_round_lead: int = 1000
-    dtype: str = "float32"
-    checkpoint_path: str = ""
-    checkpoint_every: int = 0
-    resume: bool = False
-    results_path: str = ""
-
-    @property
-    def index(self) -> int:
-        return self.team.index(self.robot_id)
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return torch.float64 if self.dtype == "float64" else torch.float32
 
 
 @dataclass
@@ -81,8 +61,10 @@ class RoundReport:
     round: int
     """Rounds completed (the algorithm's round counter after the step)."""
     training_loss: float
-    consensus_error: float
-    """Mean ``||theta_i^k - theta_j^k||`` over the neighbours heard this round (NaN if none)."""
+    neighbour_distance: float
+    """Mean ``||theta_i^k - theta_j^k||`` over the neighbours heard this round (NaN if none): this
+    robot's view of disagreement (the core's ``consensus_error`` is the team's RMS distance from
+    the team mean, which no single robot can measure)."""
     rho: float
     """DiNNO's penalty after the step; NaN for algorithms without one."""
     round_rate: float
@@ -90,6 +72,8 @@ class RoundReport:
     missing: tuple[str, ...]
     timed_out: bool
     rejected: bool
+    messages_dropped: int = 0
+    """Weight messages dropped so far (all reasons)."""
 
 
 @dataclass
@@ -118,15 +102,24 @@ def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
     return StaticDataSource(task.robot_data(len(settings.team))[settings.index])
 
 
+def _ignore(*args: Any) -> None:
+    return None
+
+
 class RobotTrainer:
     """The round loop of one robot. ``publish(values [m, n], round, degree)`` sends weights;
-    ``on_round(report)`` gets every stepped round; ``before_round()`` may update the expected
-    neighbours (communication radius)."""
+    ``on_round(report)`` gets every stepped round. With ``communication_radius`` the expected
+    neighbours are the teammates within range (:func:`dinno_core.graphs.disk_graph` over the
+    poses given to :meth:`add_odometry`), re-evaluated before every round."""
 
     def __init__(self, settings: RobotSettings,
+                 publish: Callable[[Tensor, int, int], None] = _ignore,
+                 on_round: Callable[[RoundReport], None] = _ignore,
                  make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
                  log: Any = None) -> None:
         self.settings = settings
+        self._publish = publish
+        self._on_round = on_round
         self.log = log or logging.getLogger("dinno_ros.trainer")
         torch.manual_seed(settings.seed)
         self.task = build_task(settings.task, len(settings.team), settings.seed)
@@ -144,6 +137,8 @@ class RobotTrainer:
             max_round_lead=settings.max_round_lead,
         )
         self.state = TrainerState()
+        self._poses: dict[str, tuple[float, float]] = {}
+        self._poses_lock = threading.Lock()
         self.resumed_from: int | None = None
         self.started_unix = time.time()
         self._rate = float("nan")
@@ -152,9 +147,101 @@ class RobotTrainer:
         if settings.resume:
             self._resume()
         self.exchange.begin_round(self.algorithm.round)
-        self.publish: Callable[[Tensor, int, int], None] = lambda values, round_index, degree: None
-        self.on_round: Callable[[RoundReport], None] = lambda report: None
-        self.before_round: Callable[[], None] = lambda: None
+
+    # ------------------------------------------------------------------ what the node hands in
+
+    def receive_weights(self, msg: Any, via: str | None = None) -> tuple[DropReason, str] | None:
+        """A neighbour's ``WeightUpdate`` (executor thread); ``(reason, detail)`` if dropped."""
+        return self.exchange.receive(msg, via=via)
+
+    @property
+    def needs_sensors(self) -> bool:
+        """The data come from this robot's lidar scans and odometry (mapping task)."""
+        return self.source.needs_sensors
+
+    @property
+    def needs_poses(self) -> bool:
+        """Every teammate's odometry is needed (communication radius)."""
+        return self.settings.uses_radius
+
+    def add_odometry(self, robot: str, stamp: float, x: float, y: float, yaw: float) -> None:
+        """A pose of ``robot`` (this robot or a teammate) in the team's shared frame."""
+        with self._poses_lock:
+            self._poses[robot] = (x, y)
+        if robot == self.settings.robot_id and self.source.needs_sensors:
+            self.source.add_odometry(stamp, x, y, yaw)
+
+    def add_scan(self, stamp: float, ranges: np.ndarray) -> bool:
+        """One lidar scan of this robot; False if it was skipped (malformed, empty, no pose)."""
+        return self.source.add_scan(stamp, ranges)
+
+    def update_neighbours(self) -> None:
+        """With a communication radius: expect the teammates in range (none while our own pose is
+        unknown). Called before every round."""
+        if not self.settings.uses_radius:
+            return
+        me = self.settings.robot_id
+        with self._poses_lock:
+            poses = dict(self._poses)
+        if me not in poses:
+            self.exchange.set_neighbours(())
+            return
+        others = [r for r in self.settings.team if r != me and r in poses]
+        graph = disk_graph(np.array([poses[me]] + [poses[r] for r in others], dtype=float),
+                           self.settings.communication_radius)
+        self.exchange.set_neighbours(others[j - 1] for j in graph.neighbors(0))
+
+    @property
+    def expected_neighbours(self) -> tuple[str, ...]:
+        return self.exchange.expected
+
+    def close(self) -> None:
+        """Wake a waiting round at once (shutdown); :meth:`run` then returns."""
+        self.exchange.close()
+
+    # ------------------------------------------------------------------ what the node reads
+
+    @property
+    def round(self) -> int:
+        """Rounds completed."""
+        return self.algorithm.round
+
+    @property
+    def finished(self) -> bool:
+        return self.state.finished
+
+    def current_weights(self) -> Tensor:
+        """A copy of this robot's weights ``[n]``."""
+        with self._lock:
+            return self.algorithm.theta[0].clone()
+
+    @property
+    def map_grid(self) -> Any:
+        """The task's evaluation grid when it has a map (mapping task), else None."""
+        return getattr(self.task, "grid", None)
+
+    def occupancy(self, points: np.ndarray) -> np.ndarray:
+        """Occupancy probabilities of the current network at world points ``[..., 2]`` (mapping)."""
+        from dinno_ros.map_output import predict_occupancy
+
+        return predict_occupancy(self.flat, self.current_weights(), points)
+
+    def diagnostics(self) -> tuple[ExchangeSnapshot, dict[str, Any]]:
+        """The exchange's counters and the trainer's own values, for ``/diagnostics``."""
+        state = self.state
+        report = state.last_report
+        extra: dict[str, Any] = {
+            "rounds_stepped": state.rounds_stepped, "timeouts": state.timeouts,
+            "catch_ups": len(state.catch_ups), "rejected_updates": state.rejected_updates,
+            "not_sent_non_finite": state.not_sent_non_finite,
+            "training_loss": None if report is None else report.training_loss,
+            "neighbour_distance": None if report is None else report.neighbour_distance}
+        extra.update({f"data.{k}": v for k, v in self.source.stats().items()})
+        return self.exchange.snapshot(), extra
+
+    @property
+    def round_rate(self) -> float:
+        return self._rate
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -212,8 +299,8 @@ class RobotTrainer:
             self.algorithm.initialize(self.data.sample)
         self._warm_up()
         announced: int | None = None  # a round already sent before the loop (not sent twice)
+        self.update_neighbours()
         if self.exchange.expected and self.settings.startup_timeout > 0:
-            self.before_round()
             self._publish_current()  # let the neighbours hear us while we wait for them
             announced = self.algorithm.round
             silent = self.exchange.wait_for_neighbours(self.settings.startup_timeout)
@@ -225,7 +312,7 @@ class RobotTrainer:
             if rounds and self.algorithm.round >= rounds:
                 self.state.finished = True
                 break
-            self.before_round()
+            self.update_neighbours()
             k = self.algorithm.round
             self.exchange.begin_round(k)
             if k != announced:  # a second copy would reach fast neighbours as a stale message
@@ -259,7 +346,11 @@ class RobotTrainer:
             self.state.not_sent_non_finite += 1
             self.log.error(f"round {self.algorithm.round}: own weights are not finite, not sending them")
             return
-        self.publish(values, self.algorithm.round, len(self.exchange.expected))
+        try:
+            self._publish(values, self.algorithm.round, len(self.exchange.expected))
+        except EncodingError as error:
+            self.state.not_sent_non_finite += 1
+            self.log.error(f"round {self.algorithm.round}: not sending weights: {error}")
 
     def _inbox(self, inputs: RoundInputs) -> Inbox:
         dtype = self.settings.torch_dtype
@@ -277,9 +368,9 @@ class RobotTrainer:
             stats = self.algorithm.step(inbox, self.data.sample)
         if inbox.payloads.shape[1]:
             distances = (inbox.payloads[0, :, 0] - own).norm(dim=1)
-            consensus = float(distances.mean())
+            neighbour_distance = float(distances.mean())
         else:
-            consensus = float("nan")
+            neighbour_distance = float("nan")
         now = time.monotonic()
         if self._last_step is not None and now > self._last_step:
             rate = 1.0 / (now - self._last_step)
@@ -293,12 +384,14 @@ class RobotTrainer:
         if rejected:
             self.log.warning(f"round {inputs.round}: the update went non-finite and was rolled back")
         report = RoundReport(
-            round=self.algorithm.round, training_loss=float(stats.training_loss[0]), consensus_error=consensus,
+            round=self.algorithm.round, training_loss=float(stats.training_loss[0]),
+            neighbour_distance=neighbour_distance,
             rho=float(rho[0]) if rho is not None else float("nan"), round_rate=self._rate,
             heard=tuple(inputs.neighbours), missing=inputs.missing, timed_out=inputs.timed_out, rejected=rejected,
+            messages_dropped=self.exchange.total_dropped,
         )
         self.state.last_report = report
-        self.on_round(report)
+        self._on_round(report)
 
     def _catch_up(self, k: int, inputs: RoundInputs) -> None:
         target = inputs.catch_up_to
@@ -307,11 +400,12 @@ class RobotTrainer:
             target = min(target, self.settings.rounds)
         fresh = self.resumed_from is None and self.state.rounds_stepped == 0
         warm = fresh and self.algorithm.payload_vectors == 1 and bool(inputs.latest)
+        theta = None
+        if warm:  # nothing of our own yet: start from the neighbours' mean instead of theta0
+            mean = np.mean([r.values[0] for r in inputs.latest.values()], axis=0)
+            theta = torch.from_numpy(mean).to(self.settings.torch_dtype)[None]
         with self._lock:
-            if warm:  # nothing of our own yet: start from the neighbours' mean instead of theta0
-                mean = np.mean([r.values[0] for r in inputs.latest.values()], axis=0)
-                self.algorithm.parameter.data.copy_(torch.from_numpy(mean).to(self.settings.torch_dtype)[None])
-            self.algorithm.round = target
+            self.algorithm.jump_to(target, theta)
         self.state.catch_ups.append(CatchUp(k, target, warm, time.time()))
         self.log.warning(f"behind the team: neighbours are at round {inputs.catch_up_to}, we were at {k}; "
                          f"adopting round {target}" + (" (warm start from their mean)" if warm else ""))
@@ -341,7 +435,7 @@ class RobotTrainer:
             "neighbours": list(snap.expected),
             "last_metrics": None if report is None else {
                 "round": report.round, "training_loss": report.training_loss,
-                "consensus_error": report.consensus_error, "rho": report.rho, "round_rate": report.round_rate,
+                "neighbour_distance": report.neighbour_distance, "rho": report.rho, "round_rate": report.round_rate,
                 "heard": list(report.heard)},
             "data": self.source.stats(),
             "elapsed_s": time.time() - self.started_unix,
