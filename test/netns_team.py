@@ -18,10 +18,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dinno_ros.robot_process import write_params_file
+import yaml
 
 SUBNET = "10.231.{group}.{host}"
 """Private addresses, only ever inside the namespaces."""
+
+
+def write_params_file(path: Path, parameters: dict[str, Any]) -> Path:
+    """A ROS parameters file for every node (``/**: ros__parameters:``), nested dicts allowed."""
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": parameters}}, sort_keys=False))
+    return path
 
 
 def _run(*command: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:

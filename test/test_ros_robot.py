@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
 import threading
 
 import networkx as nx
@@ -23,15 +24,16 @@ from dinno_core.team import SimulatedTeam, TeamData
 from dinno_ros.exchange import ExchangeSnapshot, LinkStats
 from dinno_ros.monitoring import ERROR, OK, WARN, diagnose
 from dinno_ros.parameters import (
-    ROBOT_ALGORITHMS,
     algorithm_models,
     algorithm_parameters,
     nest,
     task_parameters,
     validate_model,
 )
-from dinno_ros.robot_process import robot_command
-from dinno_ros.trainer import RobotSettings, RobotTrainer
+from dinno_ros.process_spec import process_command
+from dinno_ros.robot_settings import ROBOT_ALGORITHMS, RobotSettings
+from dinno_ros.team_spec import hardware_robot_process
+from dinno_ros.trainer import RobotTrainer
 from dinno_ros.weights_codec import to_packet
 
 # ------------------------------------------------------------------------------ parameters
@@ -43,8 +45,13 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.rho_init", "algorithm.rho_scaling", "algorithm.rho_max", "algorithm.primal_steps",
         "algorithm.primal_step", "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
-        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds", "algorithm.reconcile_window"}
+        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds",
+        *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "mu", "tau", "rounds", "normalized", "rho_min",
+                                                          "rho_max")),
+        "algorithm.reconcile_window"}
     assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
+    assert specs["algorithm.rho_adaptation.kind"].default == "none"  # the paper's schedule unless asked
+    assert specs["algorithm.rho_adaptation.kind"].constraints == "one of: none, residual_balancing"
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
     assert specs["algorithm.rho_max"].default is None and "optional" in specs["algorithm.rho_max"].constraints
     assert specs["algorithm.optimizer.name"].constraints == "one of: adam, adamw, sgd, rmsprop"
@@ -65,6 +72,10 @@ def test_parameter_values_validate_through_the_core_models():
                 "algorithm.optimizer.betas": [0.8, 0.99], "algorithm.rho_init": 2})
     config = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
     assert config.lr.rounds == 100 and config.optimizer.betas == (0.8, 0.99) and config.rho_init == 2.0
+    assert config.rho_adaptation.kind == "none"
+    raw.update({"algorithm.rho_adaptation.kind": "residual_balancing", "algorithm.rho_adaptation.rounds": 50})
+    adaptive = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
+    assert adaptive.rho_adaptation.kind == "residual_balancing" and adaptive.rho_adaptation.rounds == 50
     with pytest.raises(ConfigError) as error:
         validate_model(DinnoConfig, nest({"algorithm.rho_scaling": 0.5, "algorithm.optimizer.name": "lbfgs"},
                                          "algorithm"), "algorithm")
@@ -94,9 +105,10 @@ def test_node_rejects_bad_parameters_naming_each_one(ros_context):
                                   "resume": True, "task.bogus": 1, "neighbour_weights_topic": "/x/weights"})
     text = str(error.value)
     for expected in ("parameter 'algorithm.kind': 'centralized' is not allowed; allowed: dinno, dsgd, dsgt, individual",
-                     "parameter 'task.split'", "parameter 'round_timeout': must be > 0",
+                     "parameter 'task.split'", "parameter 'round_timeout': out of range; allowed: > 0.0 (got -1.0)",
                      "parameter 'neighbours': ['robot_7'] are not teammates",
-                     "parameter 'dtype': 'float8' is not allowed", "parameter 'checkpoint_path' is required",
+                     "parameter 'dtype': Input should be 'float32' or 'float64' (got 'float8')",
+                     "parameter 'checkpoint_path': required by resume:=true",
                      "parameter 'task.bogus' is unknown", "parameter 'neighbour_weights_topic': must contain {robot}"):
         assert expected in text, (expected, text)
 
@@ -109,7 +121,7 @@ def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, t
         assert settings.robot_id == "robot_0"  # from the namespace
         assert isinstance(settings.algorithm, DsgtConfig) and settings.algorithm.lr.start == 1.0
         assert settings.round_timeout == 2.0 and settings.checkpoint_path == str(tmp_path / "robot_0.pt")
-        assert node.trainer.algorithm.payload_vectors == 2 and node.exchange.num_vectors == 2
+        assert node.trainer.algorithm.payload_vectors == 2 and node.trainer.exchange.num_vectors == 2
         for name in ("team", "round_timeout", "algorithm.lr.start", "task.num_features", "algorithm.kind"):
             descriptor = node.describe_parameter(name)
             assert descriptor.description, name
@@ -123,11 +135,57 @@ def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, t
 
 
 def test_node_process_exits_with_status_2_on_bad_parameters(ros_env):
-    command = robot_command("robot_0", overrides={"team": ["robot_0", "robot_1"], "neighbours": ["robot_1"],
-                                                  "algorithm.rho_init": -1.0})
+    command = process_command(hardware_robot_process("robot_0", ["robot_0", "robot_1"], neighbours=["robot_1"],
+                                                     parameters={"algorithm.rho_init": -1.0}), sys.executable)
     result = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert "parameter 'algorithm.rho_init': Input should be greater than 0" in result.stderr
+    assert "parameter 'algorithm.rho_init': out of range; allowed: > 0 (got -1.0)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_running_robot_describes_its_parameters_with_numeric_ranges(ros_env, ros_context, tmp_path):
+    """What ``ros2 param describe /robot_0/dinno_robot round_timeout`` prints, read from a real node
+    process through its describe_parameters service: the models' bounds as descriptor ranges."""
+    import signal
+
+    import rclpy
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import DescribeParameters
+
+    command = process_command(hardware_robot_process("robot_0", ["robot_0", "robot_1"], neighbours=["robot_1"],
+                                                     parameters={"startup_timeout": 120.0}), sys.executable)
+    log = open(tmp_path / "robot.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(command, env=ros_env, stdout=log, stderr=subprocess.STDOUT)
+    client_node = rclpy.create_node("describer", context=ros_context)
+    try:
+        client = client_node.create_client(DescribeParameters, "/robot_0/dinno_robot/describe_parameters")
+        assert client.wait_for_service(timeout_sec=120.0), (tmp_path / "robot.log").read_text()
+        names = ["round_timeout", "weights_qos_depth", "seed", "max_round_lead", "algorithm.rho_init",
+                 "algorithm.primal_steps", "team", "dtype"]
+        future = client.call_async(DescribeParameters.Request(names=names))
+        from rclpy.executors import SingleThreadedExecutor
+
+        executor = SingleThreadedExecutor(context=ros_context)
+        rclpy.spin_until_future_complete(client_node, future, executor=executor, timeout_sec=60.0)
+        executor.shutdown()
+        described = dict(zip(names, future.result().descriptors))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        log.close()
+        client_node.destroy_node()
+    timeout = described["round_timeout"].floating_point_range[0]
+    assert (timeout.from_value, timeout.to_value) == (0.0, float("inf"))
+    assert described["round_timeout"].additional_constraints == "> 0.0"
+    depth = described["weights_qos_depth"].integer_range[0]
+    assert (depth.from_value, depth.to_value) == (1, 10_000)
+    assert described["seed"].integer_range[0].from_value == 0
+    assert described["max_round_lead"].integer_range[0].from_value == 1
+    assert described["algorithm.rho_init"].floating_point_range[0].from_value == 0.0
+    assert described["algorithm.primal_steps"].integer_range[0].from_value == 1
+    assert described["team"].type == ParameterType.PARAMETER_STRING_ARRAY and not described["team"].integer_range
+    assert described["dtype"].additional_constraints == "one of: float32, float64"
+    assert all(d.description for d in described.values())
 
 
 # --------------------------------------------------------------------------------- trainer
@@ -146,7 +204,7 @@ def settings_for(robot, team, rounds, tmp_path=None, resume=False, config=CONFIG
 
 def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG):
     """The plain trainers of a complete graph wired together directly (no ROS), one thread each."""
-    trainers = {r: RobotTrainer(settings_for(r, team, rounds, tmp_path, resume, config)) for r in team}
+    trainers = {}
 
     def wire(sender):
         def publish(values, round_index, degree):
@@ -156,11 +214,11 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
                                acks=trainers[sender].exchange.acknowledgements(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
-                    trainer.exchange.receive(packet, via=sender)
+                    trainer.receive_weights(packet, via=sender)
         return publish
 
-    for robot, trainer in trainers.items():
-        trainer.publish = wire(robot)
+    for r in team:
+        trainers[r] = RobotTrainer(settings_for(r, team, rounds, tmp_path, resume, config), publish=wire(r))
     stop = threading.Event()
     threads = [threading.Thread(target=t.run, args=(stop,)) for t in trainers.values()]
     for thread in threads:
@@ -213,35 +271,36 @@ def test_resume_refuses_another_robots_checkpoint(tmp_path):
 
 def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours():
     team = ["r0", "r1", "r2"]
-    trainer = RobotTrainer(settings_for("r0", team, 0))
     sent = []
-    trainer.publish = lambda values, k, degree: sent.append(k)
-    for robot, value in (("r1", 1.0), ("r2", 3.0)):
-        trainer.exchange.receive(to_packet(np.full((1, 5), value, np.float32), sender=robot, round_index=40,
-                                           fingerprint=trainer.fingerprint, degree=2))
     stop = threading.Event()
     reports = []
 
     def on_round(report):
         reports.append(report)
         stop.set()
-        trainer.exchange.close()
+        trainer.close()
 
-    trainer.on_round = on_round
+    trainer = RobotTrainer(settings_for("r0", team, 0), publish=lambda values, k, degree: sent.append(k),
+                           on_round=on_round)
+    for robot, value in (("r1", 1.0), ("r2", 3.0)):
+        trainer.receive_weights(to_packet(np.full((1, 5), value, np.float32), sender=robot, round_index=40,
+                                          fingerprint=trainer.fingerprint, degree=2))
     trainer.run(stop)
     assert [vars(c)["to_round"] for c in trainer.state.catch_ups] == [40]
     assert trainer.state.catch_ups[0].warm_start
     assert 40 in sent  # it published its (warm-started) weights as round 40
     assert reports and reports[0].round == 41 and reports[0].heard == ("r1", "r2")
-    # The round-40 step started from the neighbours' mean (2.0): the consensus error is measured there.
-    assert reports[0].consensus_error == pytest.approx(math.sqrt(5), rel=1e-5)
+    # The round-40 step started from the neighbours' mean (2.0): the neighbour distance is measured there.
+    assert reports[0].neighbour_distance == pytest.approx(math.sqrt(5), rel=1e-5)
 
 
 def test_non_finite_own_weights_are_never_published():
-    trainer = RobotTrainer(settings_for("r0", ["r0"], 1, config=LocalConfig(batch_size=2)))
     sent = []
-    trainer.publish = lambda values, k, degree: sent.append(k)
-    trainer.algorithm.parameter.data[0, 0] = float("nan")
+    trainer = RobotTrainer(settings_for("r0", ["r0"], 1, config=LocalConfig(batch_size=2)),
+                           publish=lambda values, k, degree: sent.append(k))
+    theta = trainer.current_weights()[None].clone()
+    theta[0, 0] = float("nan")
+    trainer.algorithm.jump_to(0, theta)
     trainer._publish_current()
     assert sent == [] and trainer.state.not_sent_non_finite == 1
 
@@ -356,29 +415,28 @@ def test_mapping_robot_learns_from_scan_and_odometry_topics(ros_context):
     assert stats["scans_used"] >= 1 and stats["scans_malformed"] >= 1 and stats["window_points"] > 0
 
 
-def test_communication_radius_picks_the_teammates_in_range(ros_context):
-    from nav_msgs.msg import Odometry
+def test_communication_radius_picks_the_teammates_in_range():
+    team = ("robot_0", "robot_1", "robot_2")
+    trainer = RobotTrainer(RobotSettings(robot_id="robot_0", team=team, algorithm=CONFIG, task=TASK,
+                                         communication_radius=5.0))
+    assert trainer.needs_poses and trainer.expected_neighbours == ()
+    trainer.update_neighbours()
+    assert trainer.expected_neighbours == ()  # own pose unknown: nobody is in range yet
+    trainer.add_odometry("robot_0", 0.0, 0.0, 0.0, 0.0)
+    trainer.add_odometry("robot_1", 0.0, 3.0, 4.0, 0.0)  # exactly 5 m away: in range
+    trainer.add_odometry("robot_2", 0.0, 6.0, 0.0, 0.0)
+    trainer.update_neighbours()
+    assert trainer.expected_neighbours == ("robot_1",)
+    trainer.add_odometry("robot_2", 0.0, 4.0, 0.0, 0.0)
+    trainer.update_neighbours()
+    assert trainer.expected_neighbours == ("robot_1", "robot_2")
 
+
+def test_communication_radius_node_subscribes_to_every_teammate(ros_context):
     node = make_node(ros_context, **{"team": ["robot_0", "robot_1", "robot_2"], "neighbours": [],
                                      "communication_radius": 5.0})
     try:
-        assert node.exchange.expected == ()
-        node._update_neighbours()
-        assert node.exchange.expected == ()  # own pose unknown: nobody is in range yet
-
-        def odom(x, y):
-            msg = Odometry()
-            msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
-            return msg
-
-        node._on_odom(odom(0.0, 0.0), "robot_0")
-        node._on_odom(odom(3.0, 4.0), "robot_1")  # exactly 5 m away: in range
-        node._on_odom(odom(6.0, 0.0), "robot_2")
-        node._update_neighbours()
-        assert node.exchange.expected == ("robot_1",)
-        node._on_odom(odom(4.0, 0.0), "robot_2")
-        node._update_neighbours()
-        assert node.exchange.expected == ("robot_1", "robot_2")
+        assert node.trainer.needs_poses
         subscribed = {name for name, _ in node.get_subscriber_names_and_types_by_node(node.get_name(), "/robot_0")}
         assert {"/robot_1/dinno/weights", "/robot_2/dinno/weights", "/robot_1/odom", "/robot_2/odom",
                 "/robot_0/odom"} <= subscribed

@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from dinno_core.config import build_task
-from dinno_ros.team_spec import load_team_config
+from dinno_ros.team_config import load_team_config
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +173,7 @@ def test_sigint_stops_every_child_and_keeps_results(tmp_path, ros_env):
         assert results is not None and results["rounds_done"] > 0 and results["finished"] is False
 
 
-def test_crashing_robots_make_a_failed_run(tmp_path, ros_env):
+def test_values_only_a_robot_checks_stop_dinno_team_before_it_starts_anything(tmp_path, ros_env):
     data = yaml.safe_load(TEAM_CONVEX.read_text())
     data["robots"] = 1
     data["parameters"] = {"encoding": "float8"}  # a known parameter with a value the node rejects
@@ -181,13 +181,42 @@ def test_crashing_robots_make_a_failed_run(tmp_path, ros_env):
     config.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
     code, output = finish(run_team([str(config), "--out", str(out)], ros_env, tmp_path))
-    assert code == 1, output[-4000:]
+    assert code == 2, output[-4000:]
+    assert "robot_0: parameter 'encoding'" in output and "float8" in output and "Traceback" not in output
+    assert not out.exists()  # nothing started, nothing written
+
+
+CRASHING_CHILD = """
+import sys
+print("robot_node: invalid parameters: a failure only the running robot sees", flush=True)
+sys.exit(2)
+"""
+
+
+def test_crashing_robots_make_a_failed_run(tmp_path, ros_env):
+    import dataclasses
+
+    from rich.console import Console
+
+    from dinno_ros.team import TeamRun
+
+    (tmp_path / "crashing_child.py").write_text(CRASHING_CHILD)
+    data = yaml.safe_load(TEAM_CONVEX.read_text())
+    data["robots"] = 1
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    env = {**ros_env, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), ros_env.get("PYTHONPATH")]))}
+    run = TeamRun(load_team_config(config), out, duration=None, console=Console(stderr=True), live=False, env=env)
+    run.spec = dataclasses.replace(run.spec, processes=tuple(
+        dataclasses.replace(p, module="crashing_child") for p in run.spec.processes))
+    assert run.run().exit_code == 1
     result = json.loads((out / "team.json").read_text())
     assert result["stop_reason"] == "every robot exited"
     for robot in ("robot_0",):
         assert result["processes"][robot]["state"] == "crashed"
         assert result["processes"][robot]["exit_code"] == 2
-        assert "encoding" in (out / "logs" / f"{robot}.log").read_text()
+        assert "only the running robot sees" in (out / "logs" / f"{robot}.log").read_text()
 
 
 STUBBORN_CHILD = """
@@ -219,7 +248,7 @@ def test_children_that_ignore_sigint_and_sigterm_get_killed(tmp_path, ros_env):
     run.spec = dataclasses.replace(run.spec, processes=tuple(
         dataclasses.replace(p, module="stubborn_child") for p in run.spec.processes))
     started = time.monotonic()
-    code = run.run()
+    code = run.run().exit_code
     assert code == 1
     assert time.monotonic() - started < 60
     result = json.loads((tmp_path / "out" / "team.json").read_text())

@@ -22,7 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dinno_core.algorithms import AlgorithmConfig, build_algorithm
-from dinno_core.config import ConfigError, ExperimentConfig, build_task, is_centralized, load_experiment_config
+from dinno_core.config import (
+    ConfigError,
+    ExperimentConfig,
+    build_task,
+    is_centralized,
+    load_experiment_config,
+    set_up_model,
+)
 from dinno_core.graphs import StaticGraph, build_graph, describe
 from dinno_core.params import FlatModel
 from dinno_core.plots import plot_curves
@@ -45,11 +52,8 @@ class Curves:
 
 def initial_weights(config: ExperimentConfig, dtype: torch.dtype) -> tuple[Task, FlatModel, torch.Tensor]:
     """A task and model built from the experiment seed; every algorithm starts from these weights."""
-    torch.manual_seed(config.seed)
-    task = build_task(config.task, config.num_robots, config.seed)
-    model = task.build_model().to(dtype)
-    flat = FlatModel(model, task.loss)
-    return task, flat, flat.initial_weights()
+    setup = set_up_model(config.task, config.num_robots, config.seed, dtype)
+    return setup.task, setup.flat, setup.theta0
 
 
 def evaluate(task: Task, flat: FlatModel, theta: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -68,10 +72,8 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
                   theta0: torch.Tensor, report: RoundReport | None = None,
                   ) -> tuple[Curves, dict[str, Any], torch.Tensor, Task]:
     """Train one algorithm for ``config.rounds`` rounds; returns its curves, final values, weights and task."""
-    dtype = theta0.dtype
-    torch.manual_seed(config.seed)
-    task = build_task(config.task, config.num_robots, config.seed)
-    flat = FlatModel(task.build_model().to(dtype=dtype, device=config.device), task.loss)
+    setup = set_up_model(config.task, config.num_robots, config.seed, theta0.dtype, config.device)
+    task, flat = setup.task, setup.flat
     if is_centralized(algorithm_config):
         theta = theta0[None, :]
         data = TeamData([task.pooled_data()], config.seed)

@@ -232,19 +232,25 @@ def neighbour_table(graph: nx.Graph, num_nodes: int) -> tuple[Tensor, Tensor]:
     edgeless graph gives ``K = 1`` with every entry padding. Nodes absent from ``graph`` and
     self-loops count as having no neighbours.
     """
-    neighbours = []
-    for i in range(num_nodes):
-        heard = () if i not in graph else graph.predecessors(i) if graph.is_directed() else graph.neighbors(i)
-        row = sorted(j for j in heard if j != i)
-        if row and row[-1] >= num_nodes:
-            raise ValueError(f"node {i} has neighbour {row[-1]} outside 0..{num_nodes - 1}")
-        neighbours.append(row)
-    width = max([1] + [len(row) for row in neighbours])
+    edges = np.array([(u, v) for u, v in graph.edges() if u != v], dtype=np.int64).reshape(-1, 2)
+    edges = edges[(edges < num_nodes).any(axis=1)]  # edges among nodes beyond the team are ignored
+    if edges.size and (edges.max() >= num_nodes or edges.min() < 0):
+        raise ValueError(f"graph has an edge to a node outside 0..{num_nodes - 1}")
+    if graph.is_directed():  # edge u -> v: v hears u
+        source, target = edges[:, 1], edges[:, 0]
+    else:  # both directions, sorted by (source, target)
+        source = np.concatenate([edges[:, 0], edges[:, 1]])
+        target = np.concatenate([edges[:, 1], edges[:, 0]])
+    order = np.lexsort((target, source))
+    source, target = source[order], target[order]
+    counts = np.bincount(source, minlength=num_nodes)
+    column = np.arange(len(source)) - (np.cumsum(counts) - counts)[source]
+    width = max(1, int(counts.max(initial=0)))
     index = torch.arange(num_nodes, dtype=torch.long).unsqueeze(1).repeat(1, width)
     mask = torch.zeros(num_nodes, width, dtype=torch.bool)
-    for i, row in enumerate(neighbours):
-        index[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = True
+    rows, columns = torch.from_numpy(source), torch.from_numpy(column)
+    index[rows, columns] = torch.from_numpy(target)
+    mask[rows, columns] = True
     return index, mask
 
 

@@ -12,7 +12,7 @@ from torch import Tensor
 from dinno_core.algorithms import DistributedAlgorithm, Inbox, RoundStats
 from dinno_core.algorithms.dual_ledger import ACK_BITS, Acknowledgements
 from dinno_core.graphs import CommunicationGraph, neighbour_table
-from dinno_core.tasks.base import LocalData
+from dinno_core.tasks.base import LocalData, TensorData
 
 
 def robot_generator(seed: int, robot_index: int) -> torch.Generator:
@@ -22,14 +22,27 @@ def robot_generator(seed: int, robot_index: int) -> torch.Generator:
 
 
 class TeamData:
-    """Draws one minibatch per robot from its own data with its own generator, stacked ``[R, B, ...]``."""
+    """Draws one minibatch per robot from its own data with its own generator, stacked ``[R, B, ...]``.
+
+    When every robot holds a :class:`~dinno_core.tasks.base.TensorData` of the same shape, their
+    tensors are moved into one pooled tensor (each robot's dataset becomes a view of its slice)
+    and a round's minibatches come out of ONE gather: each robot's generator still draws its own
+    indices exactly as ``TensorData.sample`` would, so the batches are the same either way.
+    """
 
     def __init__(self, datasets: list[LocalData], seed: int, robot_indices: list[int] | None = None) -> None:
         self.datasets = datasets
         indices = robot_indices if robot_indices is not None else list(range(len(datasets)))
         self.generators = [robot_generator(seed, i) for i in indices]
+        self._pool = _pool_tensor_data(datasets)
 
     def sample(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        if self._pool is not None and batch_size > 0:
+            inputs, targets, sizes, offsets = self._pool
+            local = torch.stack([torch.randint(size, (batch_size,), generator=g)
+                                 for size, g in zip(sizes, self.generators)])
+            index = local + offsets[:, None]
+            return inputs[index], targets[index]
         batches = [data.sample(batch_size, g) for data, g in zip(self.datasets, self.generators)]
         return torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
 
@@ -39,6 +52,24 @@ class TeamData:
     def load_state_dict(self, state: dict[str, list[Tensor]]) -> None:
         for generator, value in zip(self.generators, state["generators"]):
             generator.set_state(value)
+
+
+def _pool_tensor_data(datasets: list[LocalData]) -> tuple[Tensor, Tensor, list[int], Tensor] | None:
+    """``(inputs, targets, sizes, offsets)`` of all robots' TensorData in one tensor; None if not poolable."""
+    if len(datasets) < 2 or not all(type(d) is TensorData for d in datasets):
+        return None
+    first = datasets[0]
+    if any(d.inputs.shape[1:] != first.inputs.shape[1:] or d.targets.shape[1:] != first.targets.shape[1:]
+           or d.inputs.dtype != first.inputs.dtype or d.targets.dtype != first.targets.dtype
+           or d.inputs.device != first.inputs.device for d in datasets):
+        return None
+    inputs = torch.cat([d.inputs for d in datasets])
+    targets = torch.cat([d.targets for d in datasets])
+    sizes = [len(d) for d in datasets]
+    offsets = torch.tensor([0, *sizes[:-1]], device=inputs.device).cumsum(0)
+    for data, start, size in zip(datasets, offsets.tolist(), sizes):  # no second copy of the data
+        data.inputs, data.targets = inputs[start:start + size], targets[start:start + size]
+    return inputs, targets, sizes, offsets
 
 
 def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = None,
@@ -54,9 +85,7 @@ def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = No
     num_robots = outgoing.shape[0]
     index, mask = neighbour_table(graph, num_robots)
     index, mask = index.to(outgoing.device), mask.to(outgoing.device)
-    degree_of = dict(graph.nodes(data="degree")) if graph.is_directed() else dict(graph.degree())
-    degrees = torch.tensor([degree_of.get(i) or 0 for i in range(num_robots)], dtype=outgoing.dtype,
-                           device=outgoing.device)
+    degrees = mask.sum(dim=1).to(outgoing.dtype)  # neighbours heard, as Inbox.degree counts them
     acks = None
     if ack_bits is not None:
         bits = torch.gather(ack_bits.T, 1, index)  # bits[i, k] = ack_bits[index[i, k], i]

@@ -76,6 +76,7 @@ import numpy as np
 from dinno_core.algorithms.dual_ledger import ACK_BITS
 from dinno_ros.message_auth import TeamKey
 from dinno_ros.update_guard import UpdateGuard
+from dinno_ros.ros_names import check_member, check_neighbours, check_team
 from dinno_ros.weights_codec import WIRE_DTYPES, decode_values, payload_nbytes
 
 CATCH_UP_LAG = 2
@@ -186,11 +187,8 @@ class RoundExchange:
                  start_round: int = 0, clock: Callable[[], float] = time.monotonic,
                  key: TeamKey | None = None, guard: UpdateGuard | None = None, absent_after: int = 1) -> None:
         self.robot_id = robot_id
-        self.team = tuple(team)
-        if robot_id not in self.team:
-            raise ValueError(f"robot {robot_id!r} is not in the team {list(self.team)}")
-        if len(set(self.team)) != len(self.team):
-            raise ValueError(f"team has duplicate ids: {list(self.team)}")
+        self.team = tuple(check_team(team))
+        check_member(robot_id, self.team)
         if max_round_lead < 1:
             raise ValueError(f"max_round_lead must be >= 1, got {max_round_lead}")
         if absent_after < 1:
@@ -223,10 +221,7 @@ class RoundExchange:
 
     def set_neighbours(self, neighbours: Iterable[str]) -> None:
         """The neighbours expected from now on (kept in team order)."""
-        wanted = set(neighbours)
-        unknown = wanted - set(self._links)
-        if unknown:
-            raise ValueError(f"neighbours {sorted(unknown)} are not teammates of {self.robot_id!r}")
+        wanted = set(check_neighbours(self.robot_id, self.team, set(neighbours)))
         with self._condition:
             self._expected = tuple(name for name in self.team if name in wanted)
             self._condition.notify_all()

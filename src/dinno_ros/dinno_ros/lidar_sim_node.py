@@ -56,7 +56,6 @@ import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import Quaternion
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -66,8 +65,9 @@ from sensor_msgs.msg import LaserScan
 from dinno_core.config import ConfigError
 from dinno_core.tasks.mapping.raycast import cast_rays
 from dinno_ros.node_main import init_node, tear_down
-from dinno_ros.node_parameters import declare_checked
+from dinno_ros.node_parameters import declare_checked, declare_specs
 from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
+from dinno_ros.ros_names import check_team
 
 NODE_NAME = "lidar_sim"
 
@@ -193,11 +193,7 @@ class LidarSimNode(Node):
         if task_name != "mapping":
             error(f"parameter 'task.name': the lidar simulator serves the mapping task, got {task_name!r}")
         else:
-            raw = {}
-            for spec in task_parameters("mapping"):
-                descriptor = ParameterDescriptor(description=spec.description,
-                                                 additional_constraints=spec.constraints, dynamic_typing=True)
-                raw[spec.name] = self.declare_parameter(spec.name, spec.default, descriptor).value
+            raw = declare_specs(self, task_parameters("mapping"), self._errors)
             try:
                 task = validate_model(task_model("mapping"), {"name": "mapping", **nest(raw, "task")}, "task")
             except ConfigError as problem:
@@ -205,11 +201,10 @@ class LidarSimNode(Node):
         declared = set(self._parameters)
         for name in sorted(set(getattr(self, "_parameter_overrides", {})) - declared):
             error(f"parameter '{name}' is unknown")
-        team = p["team"]
-        if not team:
-            error("parameter 'team' is required: the robot ids, e.g. team:=[robot_0, robot_1]")
-        elif len(set(team)) != len(team):
-            error(f"parameter 'team': ids must be unique, got {team}")
+        try:
+            check_team(p["team"])
+        except ValueError as problem:
+            error(f"parameter 'team': {problem}")
         if p["seed"] < 0:
             error(f"parameter 'seed': must be >= 0, got {p['seed']}")
         for name in ("odom_rate_hz", "clock_rate_hz"):

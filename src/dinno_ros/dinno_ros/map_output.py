@@ -2,7 +2,8 @@
 
 The map is the robot's network (the core's :class:`~dinno_core.tasks.mapping.model.FourierMLP`)
 evaluated at the cell centres of the task's evaluation grid (``task.grid``: the plan's known
-bounds at ``validation_grid_resolution`` metres, row 0 = top), in one batched forward pass.
+bounds at ``validation_grid_resolution`` metres, row 0 = top) by the core's
+``MappingTask.render_map``.
 
 * :func:`occupancy_grid` follows the ``map_server`` conventions RViz expects: ``info.resolution``
   metres per cell, ``info.origin`` = world pose of the lower-left corner of cell (0, 0), ``data``
@@ -24,36 +25,13 @@ after the last round.
 from __future__ import annotations
 
 import array
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 MAP_TOPIC = "dinno/map"
 MAP_IMAGE_TOPIC = "dinno/map_image"
-
-# Robot node parameters (same table format as dinno_ros.robot_node.NODE_PARAMETERS).
-MAP_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
-    ("map_publish_every", 20, "integer", "Mapping task: publish the robot's current map on dinno/map "
-     "(nav_msgs/OccupancyGrid) and dinno/map_image (sensor_msgs/Image, mono8) every this many rounds "
-     "and after the last round.", ">= 0; 0 = off"),
-    ("map_frame", "map", "string", "frame_id of the published map: the team's shared world frame "
-     "(the odometry frames' origin).", "a frame id"),
-]
-
-
-def predict_occupancy(flat: Any, theta: torch.Tensor, centres: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Occupancy probabilities at world points ``centres [..., 2]`` for flat weights ``theta [n]``.
-
-    ``flat`` is the core's :class:`~dinno_core.params.FlatModel` of the task's model; one batched
-    forward pass per ``chunk`` points. Returns float32 ``[...]`` in [0, 1].
-    """
-    points = torch.from_numpy(np.ascontiguousarray(centres, dtype=np.float32).reshape(-1, 2))
-    weights = theta.detach().reshape(1, -1)
-    with torch.no_grad():
-        logits = torch.cat([flat.forward(weights, points[i : i + chunk])[0] for i in range(0, len(points), chunk)])
-    return torch.sigmoid(logits.float()).numpy().reshape(centres.shape[:-1])
-
 
 def occupancy_values(probability: np.ndarray, unknown: np.ndarray | None = None) -> np.ndarray:
     """int8 ``[H, W]`` occupancy in percent (0..100), -1 where ``unknown``; NaN counts as unknown."""
@@ -119,19 +97,23 @@ def map_image(probability: np.ndarray, frame_id: str, stamp: Any = None) -> Any:
 
 
 class MapPublisher:
-    """Publishes a mapping robot's map every ``every`` rounds (from the training thread)."""
+    """Publishes a mapping robot's map every ``every`` rounds (from the training thread).
 
-    def __init__(self, node: Any, trainer: Any, every: int, frame_id: str = "map") -> None:
+    ``render() -> probabilities [H, W]`` evaluates the robot's current network on the task's
+    evaluation grid ``grid`` (:meth:`dinno_ros.trainer.RobotTrainer.render_map`).
+    """
+
+    def __init__(self, node: Any, render: Callable[[], np.ndarray], grid: Any, every: int,
+                 frame_id: str = "map", last_round: int = 0) -> None:
         from nav_msgs.msg import OccupancyGrid
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
         self.node = node
-        self.trainer = trainer
+        self.render = render
         self.every = int(every)
         self.frame_id = frame_id
-        grid = trainer.task.grid
-        self.centres = grid.centres
+        self.last_round = int(last_round)
         self.resolution = float(grid.resolution)
         self.origin = (float(grid.xmin), float(grid.ymin))
         latched = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -141,17 +123,13 @@ class MapPublisher:
         self.published = 0
 
     @classmethod
-    def for_node(cls, node: Any, trainer: Any, options: dict[str, Any]) -> MapPublisher | None:
-        """A publisher when the task is mapping and ``map_publish_every`` > 0, else None."""
-        every = int(options.get("map_publish_every", 0))
-        if every <= 0 or getattr(trainer.settings.task, "name", None) != "mapping":
+    def for_node(cls, node: Any, trainer: Any, options: Any) -> MapPublisher | None:
+        """A publisher when the task has a map and ``options.map_publish_every`` > 0, else None."""
+        grid = trainer.map_grid
+        if options.map_publish_every <= 0 or grid is None:
             return None
-        return cls(node, trainer, every, options.get("map_frame") or "map")
-
-    def render(self) -> np.ndarray:
-        """The current map: probabilities ``[H, W]`` (row 0 = top)."""
-        theta = self.trainer.algorithm.theta[0]
-        return predict_occupancy(self.trainer.flat, theta, self.centres)
+        return cls(node, trainer.render_map, grid, options.map_publish_every, options.map_frame,
+                   trainer.settings.rounds)
 
     def publish(self) -> None:
         probability = self.render()
@@ -162,35 +140,20 @@ class MapPublisher:
 
     def on_round(self, round_index: int) -> None:
         """After round ``round_index`` (rounds completed): publish every ``every`` rounds and at the end."""
-        last = self.trainer.settings.rounds
-        if round_index % self.every == 0 or (last and round_index == last):
+        if round_index % self.every == 0 or (self.last_round and round_index == self.last_round):
             try:
                 self.publish()
             except Exception as error:  # noqa: BLE001 - a map view must never stop training
                 self.node.get_logger().error(f"could not publish the map: {error}", throttle_duration_sec=10.0)
 
 
-def check_map_options(options: dict[str, Any]) -> list[str]:
-    """Errors for the map parameters (robot node validation)."""
-    errors = []
-    every = options.get("map_publish_every", 0)
-    if isinstance(every, int) and every < 0:
-        errors.append(f"parameter 'map_publish_every': must be >= 0 (0 = off), got {every}")
-    if not options.get("map_frame"):
-        errors.append("parameter 'map_frame': must not be empty")
-    return errors
-
-
 __all__ = [
     "MAP_IMAGE_TOPIC",
-    "MAP_PARAMETERS",
     "MAP_TOPIC",
     "MapPublisher",
-    "check_map_options",
     "grid_probability",
     "image_pixels",
     "map_image",
     "occupancy_grid",
     "occupancy_values",
-    "predict_occupancy",
 ]

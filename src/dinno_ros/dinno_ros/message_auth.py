@@ -53,9 +53,9 @@ class TeamKey:
     def from_file(cls, path: str | Path, parameter: str = "team_key_file") -> TeamKey:
         """Read a key file; every problem is one :class:`ConfigError` naming ``parameter`` and the file."""
         where = f"parameter '{parameter}': {path}"
-        path = Path(path)
         if not str(path):
             raise ConfigError(f"parameter '{parameter}' is empty")
+        path = Path(path)
         try:
             info = path.stat()
         except FileNotFoundError:

@@ -1,10 +1,12 @@
-"""What the robot reports on ``/diagnostics``: plain key/values computed from the exchange's
-counters (no ROS here; the node wraps them in ``diagnostic_msgs``)."""
+"""What the robot reports on ``/diagnostics`` and ``dinno/status``: plain key/values computed
+from the exchange's counters, and the two messages built from them (:func:`status_message`,
+:func:`diagnostics_message`; the message packages are imported only there, never rclpy)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from dinno_ros.exchange import DropReason, ExchangeSnapshot
 
@@ -80,3 +82,34 @@ def diagnose(snapshot: ExchangeSnapshot, now: float, *, round_rate: float = floa
     if lagging:
         return Diagnosis(WARN, f"neighbour(s) missing in the last rounds: {', '.join(lagging)}", values)
     return Diagnosis(OK, f"round {snapshot.round}, {len(snapshot.expected)} neighbours ok", values)
+
+
+def status_message(report: Any, robot_id: str, stamp: Any) -> Any:
+    """``dinno_msgs/RobotStatus`` of one stepped round (a :class:`dinno_ros.trainer.RoundReport`)."""
+    from dinno_msgs.msg import RobotStatus
+
+    status = RobotStatus()
+    status.header.stamp = stamp
+    status.robot = robot_id
+    status.round = report.round
+    status.training_loss = report.training_loss
+    status.consensus_error = report.neighbour_distance
+    status.rho = 0.0 if math.isnan(report.rho) else report.rho
+    status.round_rate = 0.0 if math.isnan(report.round_rate) else report.round_rate
+    status.neighbours_heard = list(report.heard)
+    status.messages_dropped = min(report.messages_dropped, 2**32 - 1)
+    status.dual_probe = report.dual_probe
+    status.dual_reverted = min(report.dual_reverted, 2**32 - 1)
+    status.dual_expired = min(report.dual_expired, 2**32 - 1)
+    return status
+
+
+def diagnostics_message(diagnosis: Diagnosis, robot_id: str, stamp: Any) -> Any:
+    """``diagnostic_msgs/DiagnosticArray`` with this robot's one status."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus(level=bytes([diagnosis.level]), name=f"dinno/{robot_id}", message=diagnosis.message,
+                              hardware_id=robot_id, values=[KeyValue(key=k, value=v) for k, v in diagnosis.values])
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array

@@ -6,8 +6,10 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+import threading
+
 import rclpy
-from rclpy.executors import Executor
+from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 
 from dinno_core.config import ConfigError
@@ -37,3 +39,17 @@ def tear_down(executor: Executor, node: Node) -> None:
         if rclpy.ok():
             raise
     rclpy.try_shutdown()
+
+
+def spin_until(executor: Executor, done: threading.Event) -> bool:
+    """Serve callbacks until ``done`` is set; True if Ctrl-C / SIGTERM / shutdown ended it first."""
+    try:
+        while not done.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return True
+    except Exception:  # noqa: BLE001 - a wait racing SIGINT/SIGTERM's shutdown raises RCLError
+        if rclpy.ok():
+            raise
+        return True
+    return False

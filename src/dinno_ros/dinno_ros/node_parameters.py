@@ -1,13 +1,17 @@
-"""Declaring a node's plain parameters with descriptors and checking their types, shared by the
-robot node and the lidar simulator. Errors are collected, so a node reports every bad parameter
-at once before it starts."""
+"""Declaring a node's parameters with descriptors and checking their types. Errors are collected,
+so a node reports every bad parameter at once before it starts.
+
+:func:`declare_specs` declares parameters generated from pydantic models
+(:class:`dinno_ros.parameters.ParameterSpec`), with ``integer_range`` / ``floating_point_range``
+descriptors carrying the models' bounds (``ros2 param describe`` shows them);
+:func:`declare_checked` declares one parameter from a table row (the lidar simulator)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -56,3 +60,59 @@ def declare_checked(node: Node, errors: list[str], name: str, default: Any, kind
         errors.append(f"parameter '{name}': expected a {kind.replace('_', ' ')}, got {value!r}"
                       + (f"; allowed: {constraints}" if constraints else ""))
         return default
+
+
+def descriptor(spec: Any) -> ParameterDescriptor:
+    """The descriptor of a generated parameter: description, constraints text and numeric range.
+
+    Numbers stay dynamically typed (``round_timeout:=2`` is a valid double, as the models
+    accept it); the range applies to values of the declared type.
+    """
+    result = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraints)
+    if spec.type_name == "string_array":
+        return result
+    result.dynamic_typing = True
+    if spec.low is not None and spec.type_name == "integer":
+        result.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=0)]
+    elif spec.low is not None and spec.type_name == "double":
+        result.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
+                                                          step=0.0)]
+    return result
+
+
+def declare_specs(node: Node, specs: list[Any], errors: list[str]) -> dict[str, Any]:
+    """Declare every spec; returns name → value (``None``: not set or rejected, with the reason
+    appended to ``errors``)."""
+    values: dict[str, Any] = {}
+    for spec in specs:
+        if node.has_parameter(spec.name):
+            values[spec.name] = node.get_parameter(spec.name).value
+            continue
+        described = descriptor(spec)
+        try:
+            if spec.type_name == "string_array":
+                value = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, described).value
+            else:
+                value = node.declare_parameter(spec.name, spec.default, described).value
+        except InvalidParameterTypeException as error:
+            override = getattr(node, "_parameter_overrides", {}).get(spec.name)
+            if spec.type_name == "string_array" and override is not None and override.value is not None \
+                    and len(override.value) == 0:
+                # An empty list has no element type (rclpy makes it a byte array): it is just empty.
+                node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, described, ignore_override=True)
+                values[spec.name] = []
+                continue
+            errors.append(f"parameter '{spec.name}': expected a {spec.type_name.replace('_', ' ')} ({error})")
+            value = None
+        except InvalidParameterValueException:
+            override = getattr(node, "_parameter_overrides", {}).get(spec.name)
+            shown = "" if override is None else f" (got {override.value!r})"
+            errors.append(f"parameter '{spec.name}': out of range; allowed: {spec.constraints}{shown}")
+            value = None
+        values[spec.name] = value
+    return values
+
+
+def parameter_overrides(node: Node) -> set[str]:
+    """Names of the parameters given on the command line / in params files for this node."""
+    return set(getattr(node, "_parameter_overrides", {}))  # rclpy keeps the --ros-args/-p values here

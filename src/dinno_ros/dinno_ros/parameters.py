@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from dinno_core.algorithms.config import AlgorithmConfig
 from dinno_core.config import TASKS, ConfigError
+from dinno_ros.robot_settings import ROBOT_ALGORITHMS, NodeOptions, RobotSettings
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,13 @@ class ParameterSpec:
     constraints: str
     """Human-readable bounds / allowed values (ParameterDescriptor.additional_constraints)."""
     type_name: str
-    """``string``, ``integer``, ``double``, ``bool``, ``integer_array``, ``double_array`` or ``any``."""
+    """``string``, ``integer``, ``double``, ``bool``, ``string_array``, ``integer_array``,
+    ``double_array`` or ``any``."""
+    low: float | int | None = None
+    """Smallest allowed value of a number (inclusive: a strict ``> 0`` shows as 0 here and is
+    enforced by the model), for the descriptor's ``integer_range``/``floating_point_range``."""
+    high: float | int | None = None
+    """Largest allowed value of a number (inclusive)."""
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
@@ -72,6 +79,8 @@ def _type_name(core: Any) -> str:
         return "string"
     if typing.get_origin(core) in (tuple, list):
         elements = {_unwrap(a)[0] for a in typing.get_args(core) if a is not Ellipsis}
+        if elements == {str}:
+            return "string_array"
         if elements == {int}:
             return "integer_array"
         if elements <= {int, float}:
@@ -113,6 +122,31 @@ def metadata_of_elements(args: tuple[Any, ...]) -> list[str]:
     return texts
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _range(type_name: str, metadata: list[Any]) -> tuple[float | int | None, float | int | None]:
+    """Inclusive ``(low, high)`` of an integer or double field from its ``ge/gt/le/lt`` bounds;
+    ``(None, None)`` when it has none. An open side is the type's limit (int64, infinity)."""
+    if type_name not in ("integer", "double"):
+        return None, None
+    low = high = None
+    for item in metadata:
+        for attribute in ("ge", "gt"):
+            value = getattr(item, attribute, None)
+            if value is not None:
+                low = value + 1 if (attribute == "gt" and type_name == "integer") else value
+        for attribute in ("le", "lt"):
+            value = getattr(item, attribute, None)
+            if value is not None:
+                high = value - 1 if (attribute == "lt" and type_name == "integer") else value
+    if low is None and high is None:
+        return None, None
+    if type_name == "integer":
+        return int(-INT64_MAX - 1 if low is None else low), int(INT64_MAX if high is None else high)
+    return float("-inf" if low is None else low), float("inf" if high is None else high)
+
+
 def _wire_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
@@ -137,7 +171,7 @@ def model_parameters(model: type[BaseModel], prefix: str, defaults: BaseModel | 
     for field_name, info in model.model_fields.items():
         if field_name in skip:
             continue
-        name = f"{prefix}.{field_name}"
+        name = f"{prefix}.{field_name}" if prefix else field_name
         core, metadata, optional = _unwrap(info.annotation)
         metadata = metadata + list(info.metadata)
         if defaults is not None:
@@ -149,9 +183,11 @@ def model_parameters(model: type[BaseModel], prefix: str, defaults: BaseModel | 
             continue
         doc = (info.description or "").strip()
         description = f"{model.__name__}.{field_name}" + (f": {doc}" if doc else "")
+        type_name = _type_name(core)
+        low, high = _range(type_name, metadata)
         specs.append(ParameterSpec(name=name, default=_wire_default(default), description=description,
                                    constraints=_constraint_text(core, metadata, optional),
-                                   type_name=_type_name(core)))
+                                   type_name=type_name, low=low, high=high))
     return specs
 
 
@@ -166,10 +202,6 @@ def algorithm_models() -> dict[str, type[BaseModel]]:
         for kind in typing.get_args(model.model_fields["kind"].annotation):
             models[kind] = model
     return models
-
-
-ROBOT_ALGORITHMS = ("dinno", "dsgd", "dsgt", "individual")
-"""The kinds a robot node runs (``centralized`` pools every robot's data: not a robot's job)."""
 
 
 def algorithm_parameters(kind: str) -> list[ParameterSpec]:
@@ -222,10 +254,11 @@ def format_validation_error(error: ValidationError, prefix: str) -> list[str]:
     lines = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
-        name = f"{prefix}.{location}" if location else prefix
+        name = ".".join(part for part in (prefix, location) if part)
         value = item.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"parameter '{name}': {item['msg']}{shown}")
+        message = item["msg"].removeprefix("Value error, ")
+        shown = "" if isinstance(value, dict) or "got " in message else f" (got {value!r})"
+        lines.append(f"parameter '{name}': {message}{shown}")
     return lines
 
 
@@ -235,3 +268,83 @@ def validate_model(model: type[BaseModel], data: dict[str, Any], prefix: str) ->
         return model.model_validate(data)
     except ValidationError as error:
         raise ConfigError("\n".join(format_validation_error(error, prefix))) from None
+
+
+# ----------------------------------------------------------------------------- the robot node
+
+
+def choice_parameter(name: str, default: str, allowed: tuple[str, ...] | list[str], description: str) -> ParameterSpec:
+    return ParameterSpec(name=name, default=default, description=description,
+                         constraints="one of: " + ", ".join(allowed), type_name="string")
+
+
+def robot_parameters(kind: str | None = None, task_name: str | None = None) -> list[ParameterSpec]:
+    """Every parameter of a robot node: its own settings (:mod:`dinno_ros.robot_settings`), then
+    ``algorithm.kind`` and ``task.name``, then the ``algorithm.*`` / ``task.*`` fields of the
+    given kind / task (left out when ``None`` or not a valid choice)."""
+    specs = model_parameters(RobotSettings, "", skip=("algorithm", "task")) + model_parameters(NodeOptions, "")
+    specs.append(choice_parameter("algorithm.kind", "dinno", ROBOT_ALGORITHMS, "Training algorithm."))
+    specs.append(choice_parameter("task.name", "linear_regression", tuple(TASKS), "Learning task."))
+    if kind in ROBOT_ALGORITHMS:
+        specs += algorithm_parameters(kind)
+    if task_name in TASKS:
+        try:
+            specs += task_parameters(task_name)
+        except ConfigError:
+            pass
+    return specs
+
+
+ALWAYS_ALLOWED = ("use_sim_time",)
+"""Parameters every rclpy node has (not ours to declare)."""
+
+
+def validate_robot(values: dict[str, Any], given: set[str] | None = None,
+                   errors: list[str] | None = None) -> tuple[Any, Any]:
+    """A robot's parameter values → ``(RobotSettings, NodeOptions)``, validated once by the models.
+
+    ``values``: parameter name → value (``None`` = not set: the model's default). ``given``: the
+    names the user set (default: ``values``' names); those the node does not declare are
+    reported as unknown. ``errors``: problems found earlier (wrong parameter types), reported
+    together. Raises :class:`ConfigError` listing every problem, each naming its parameter.
+    The robot node and ``dinno-team`` (before it starts anything) both call this.
+    """
+    problems = list(errors or [])
+    kind = values.get("algorithm.kind") or "dinno"
+    task_name = values.get("task.name") or "linear_regression"
+    known = {spec.name for spec in robot_parameters(kind, task_name)} | set(ALWAYS_ALLOWED)
+    for name in sorted(set(values if given is None else given) - known):
+        group = name.split(".")[0]
+        names = sorted(n for n in known if n.startswith(group + ".")) if group in ("algorithm", "task") else []
+        problems.append(f"parameter '{name}' is unknown" + (f"; known {group} parameters: {', '.join(names)}"
+                                                            if names else ""))
+    algorithm = task = None
+    if kind not in ROBOT_ALGORITHMS:
+        problems.append(f"parameter 'algorithm.kind': {kind!r} is not allowed; allowed: {', '.join(ROBOT_ALGORITHMS)}")
+    else:
+        try:
+            algorithm = validate_model(algorithm_models()[kind], {"kind": kind, **nest(values, "algorithm")},
+                                       "algorithm")
+        except ConfigError as error:
+            problems.append(str(error))
+    try:
+        task = validate_model(task_model(task_name), {"name": task_name, **nest(values, "task")}, "task")
+    except ConfigError as error:
+        problems.append(str(error))
+    settings = options = None
+    for model in (RobotSettings, NodeOptions):
+        fields = {name: values[name] for name in model.model_fields if values.get(name) is not None}
+        if model is RobotSettings:
+            fields.update(algorithm=algorithm, task=task)
+        try:
+            result = validate_model(model, fields, "")
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        if model is RobotSettings:
+            settings = result
+        else:
+            options = result
+    if problems or settings is None or algorithm is None or task is None:
+        raise ConfigError("\n".join(problems))
+    return settings, options

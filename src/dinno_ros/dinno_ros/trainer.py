@@ -3,9 +3,8 @@
 The robot is the core's algorithm with ``R = 1``, built exactly as the simulated team builds
 robot ``i`` (see ``test_batched_team_equals_robots_stepped_one_at_a_time``):
 
-* ``torch.manual_seed(seed)``, ``task = build_task(task_config, N, seed)``,
-  ``model = task.build_model()`` → the same initial weights on every robot
-  (what ``dinno_core.experiment.initial_weights`` does);
+* :func:`dinno_core.config.set_up_model` (seed → task → flat model → initial weights) → the
+  same initial weights on every robot, as in the simulated team;
 * ``build_algorithm(config, flat_model, theta0[None])``;
 * ``TeamData([dataset_i], seed, robot_indices=[i])`` → the same minibatch generator as robot
   ``i`` of the simulated team;
@@ -13,14 +12,21 @@ robot ``i`` (see ``test_batched_team_equals_robots_stepped_one_at_a_time``):
   arrived in time (team order), then ``algorithm.step(inbox, data.sample)``.
 
 No update rule is re-implemented here. Round rules (stale, early, timeout, catch-up) live in
-:mod:`dinno_ros.exchange`.
+:mod:`dinno_ros.exchange`; a catch-up moves the algorithm with its own
+:meth:`~dinno_core.algorithms.base.DistributedAlgorithm.jump_to`.
+
+The trainer is the ROS node's only partner. The node hands it what arrives (:meth:`receive_weights`,
+:meth:`add_scan`, :meth:`add_odometry`) and gets what it must send through the two ports given to
+the constructor: ``publish(values [m, n], round, degree)`` (may raise
+:class:`~dinno_ros.weights_codec.EncodingError`: the weights are then counted as not sent) and
+``on_round(report)``. The trainer never calls anything else of the node.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import math
+import secrets
 import os
 import threading
 import time
@@ -31,57 +37,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
+from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
 from dinno_core.checkpoint import CheckpointError, claim_checkpoint_path, load_checkpoint, restore, save_checkpoint, write_json
-from dinno_core.config import ConfigError, build_task
-from dinno_core.params import FlatModel
+from dinno_core.config import set_up_model
+from dinno_core.graphs import disk_graph
 from dinno_core.team import TeamData
 from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
-from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
-from dinno_ros.exchange import RoundExchange, RoundInputs
+from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.message_auth import TeamKey
+from dinno_ros.robot_settings import RobotSettings
 from dinno_ros.update_guard import GuardLimits, UpdateGuard
+from dinno_ros.weights_codec import EncodingError
 
 INLINE_WEIGHTS_MAX = 100_000
 """Results JSON carries the final weights inline up to this many values (always also as .npy)."""
-
-
-@dataclass
-class RobotSettings:
-    """Everything a robot needs, validated (the node builds it from its parameters)."""
-
-    robot_id: str
-    team: tuple[str, ...]
-    algorithm: BaseModel
-    task: BaseModel
-    seed: int = 0
-    neighbours: tuple[str, ...] = ()
-    rounds: int = 0
-    round_timeout: float = 1.0
-    startup_timeout: float = 30.0
-    max_round_lead: int = 1000
-    dtype: str = "float32"
-    checkpoint_path: str = ""
-    checkpoint_every: int = 0
-    resume: bool = False
-    results_path: str = ""
-    team_key: TeamKey | None = None
-    """Sign and verify every weight message with this key; ``None``: open mode (the node only
-    allows that when ``auth`` is explicitly ``open``)."""
-    guard: GuardLimits | None = field(default_factory=GuardLimits)
-    """The bounded-change check's thresholds; ``None`` disables it."""
-    absent_after: int = 1
-
-    @property
-    def index(self) -> int:
-        return self.team.index(self.robot_id)
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return torch.float64 if self.dtype == "float64" else torch.float32
 
 
 @dataclass
@@ -91,8 +63,10 @@ class RoundReport:
     round: int
     """Rounds completed (the algorithm's round counter after the step)."""
     training_loss: float
-    consensus_error: float
-    """Mean ``||theta_i^k - theta_j^k||`` over the neighbours heard this round (NaN if none)."""
+    neighbour_distance: float
+    """Mean ``||theta_i^k - theta_j^k||`` over the neighbours heard this round (NaN if none): this
+    robot's view of disagreement (the core's ``consensus_error`` is the team's RMS distance from
+    the team mean, which no single robot can measure)."""
     rho: float
     """DiNNO's penalty after the step; NaN for algorithms without one."""
     round_rate: float
@@ -100,6 +74,8 @@ class RoundReport:
     missing: tuple[str, ...]
     timed_out: bool
     rejected: bool
+    messages_dropped: int = 0
+    """Weight messages dropped so far (all reasons)."""
     dual_probe: float = float("nan")
     """``<p_i, u>`` (DiNNO): the team's sum is zero while the edge duals cancel."""
     dual_reverted: int = 0
@@ -135,21 +111,28 @@ def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
     return StaticDataSource(task.robot_data(len(settings.team))[settings.index])
 
 
+def _ignore(*args: Any) -> None:
+    return None
+
+
 class RobotTrainer:
     """The round loop of one robot. ``publish(values [m, n], round, degree)`` sends weights;
-    ``on_round(report)`` gets every stepped round; ``before_round()`` may update the expected
-    neighbours (communication radius)."""
+    ``on_round(report)`` gets every stepped round. With ``communication_radius`` the expected
+    neighbours are the teammates within range (:func:`dinno_core.graphs.disk_graph` over the
+    poses given to :meth:`add_odometry`), re-evaluated before every round."""
 
     def __init__(self, settings: RobotSettings,
+                 publish: Callable[[Tensor, int, int], None] = _ignore,
+                 on_round: Callable[[RoundReport], None] = _ignore,
                  make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
                  log: Any = None) -> None:
         self.settings = settings
+        self._publish = publish
+        self._on_round = on_round
         self.log = log or logging.getLogger("dinno_ros.trainer")
-        torch.manual_seed(settings.seed)
-        self.task = build_task(settings.task, len(settings.team), settings.seed)
-        model = self.task.build_model().to(settings.torch_dtype)
-        self.flat = FlatModel(model, self.task.loss)
-        theta0 = self.flat.initial_weights()[None, :].clone()
+        setup = set_up_model(settings.task, len(settings.team), settings.seed, settings.torch_dtype)
+        self.task, self.flat = setup.task, setup.flat
+        theta0 = setup.theta0[None, :].clone()
         self.source = make_source(self.task, settings)
         self.data = TeamData([self.source.local_data], settings.seed, robot_indices=[settings.index])
         self.algorithm = build_algorithm(settings.algorithm, self.flat, theta0)
@@ -158,13 +141,16 @@ class RobotTrainer:
         self.exchange = RoundExchange(
             settings.robot_id, settings.team, fingerprint=self.fingerprint, num_params=self.num_params,
             num_vectors=self.algorithm.payload_vectors, neighbours=settings.neighbours,
-            max_round_lead=settings.max_round_lead, key=settings.team_key,
-            guard=UpdateGuard(settings.guard) if settings.guard is not None else None,
+            max_round_lead=settings.max_round_lead, key=self._team_key(settings),
+            guard=UpdateGuard(GuardLimits(settings.max_weight_distance, settings.max_weight_step,
+                                          settings.weight_scale)),
             absent_after=settings.absent_after,
         )
         self.session = secrets.randbits(64)
         """This process's session id, sent with every message (duplicate robot ids show as two)."""
         self.state = TrainerState()
+        self._poses: dict[str, tuple[float, float]] = {}
+        self._poses_lock = threading.Lock()
         self.resumed_from: int | None = None
         self.started_unix = time.time()
         self._rate = float("nan")
@@ -176,9 +162,114 @@ class RobotTrainer:
         self.exchange.begin_round(self.algorithm.round)
         self.exchange.restart_acknowledgements(self.algorithm.round)
         self._set_reference()
-        self.publish: Callable[[Tensor, int, int], None] = lambda values, round_index, degree: None
-        self.on_round: Callable[[RoundReport], None] = lambda report: None
-        self.before_round: Callable[[], None] = lambda: None
+
+    @staticmethod
+    def _team_key(settings: RobotSettings) -> TeamKey | None:
+        """The team key (``auth: hmac``); a missing or bad file is a ConfigError naming it."""
+        return TeamKey.from_file(settings.team_key_file) if settings.auth == "hmac" else None
+
+    def wire_fields(self, round_index: int) -> dict[str, Any]:
+        """What a weight message of round ``round_index`` carries besides the weights: this process's
+        session, the acknowledgements of the neighbours' rounds, and the key that signs it."""
+        return {"session": self.session, "acks": self.exchange.acknowledgements(round_index),
+                "key": self.exchange.key}
+
+    # ------------------------------------------------------------------ what the node hands in
+
+    def receive_weights(self, msg: Any, via: str | None = None) -> tuple[DropReason, str] | None:
+        """A neighbour's ``WeightUpdate`` (executor thread); ``(reason, detail)`` if dropped."""
+        return self.exchange.receive(msg, via=via)
+
+    @property
+    def needs_sensors(self) -> bool:
+        """The data come from this robot's lidar scans and odometry (mapping task)."""
+        return self.source.needs_sensors
+
+    @property
+    def needs_poses(self) -> bool:
+        """Every teammate's odometry is needed (communication radius)."""
+        return self.settings.uses_radius
+
+    def add_odometry(self, robot: str, stamp: float, x: float, y: float, yaw: float) -> None:
+        """A pose of ``robot`` (this robot or a teammate) in the team's shared frame."""
+        with self._poses_lock:
+            self._poses[robot] = (x, y)
+        if robot == self.settings.robot_id and self.source.needs_sensors:
+            self.source.add_odometry(stamp, x, y, yaw)
+
+    def add_scan(self, stamp: float, ranges: np.ndarray) -> bool:
+        """One lidar scan of this robot; False if it was skipped (malformed, empty, no pose)."""
+        return self.source.add_scan(stamp, ranges)
+
+    def update_neighbours(self) -> None:
+        """With a communication radius: expect the teammates in range (none while our own pose is
+        unknown). Called before every round."""
+        if not self.settings.uses_radius:
+            return
+        me = self.settings.robot_id
+        with self._poses_lock:
+            poses = dict(self._poses)
+        if me not in poses:
+            self.exchange.set_neighbours(())
+            return
+        others = [r for r in self.settings.team if r != me and r in poses]
+        graph = disk_graph(np.array([poses[me]] + [poses[r] for r in others], dtype=float),
+                           self.settings.communication_radius)
+        self.exchange.set_neighbours(others[j - 1] for j in graph.neighbors(0))
+
+    @property
+    def expected_neighbours(self) -> tuple[str, ...]:
+        return self.exchange.expected
+
+    def close(self) -> None:
+        """Wake a waiting round at once (shutdown); :meth:`run` then returns."""
+        self.exchange.close()
+
+    # ------------------------------------------------------------------ what the node reads
+
+    @property
+    def round(self) -> int:
+        """Rounds completed."""
+        return self.algorithm.round
+
+    @property
+    def finished(self) -> bool:
+        return self.state.finished
+
+    def current_weights(self) -> Tensor:
+        """A copy of this robot's weights ``[n]``."""
+        with self._lock:
+            return self.algorithm.theta[0].clone()
+
+    @property
+    def map_grid(self) -> Any:
+        """The task's evaluation grid when it has a map (mapping task), else None."""
+        return getattr(self.task, "grid", None)
+
+    def render_map(self) -> np.ndarray:
+        """The current network's occupancy probabilities on :attr:`map_grid` (mapping task; the
+        core's :meth:`~dinno_core.tasks.mapping.task.MappingTask.render_map`)."""
+        return self.task.render_map(self.current_weights())
+
+    def diagnostics(self) -> tuple[ExchangeSnapshot, dict[str, Any]]:
+        """The exchange's counters and the trainer's own values, for ``/diagnostics``."""
+        state = self.state
+        report = state.last_report
+        extra: dict[str, Any] = {
+            "rounds_stepped": state.rounds_stepped, "timeouts": state.timeouts,
+            "catch_ups": len(state.catch_ups), "rejected_updates": state.rejected_updates,
+            "not_sent_non_finite": state.not_sent_non_finite,
+            "training_loss": None if report is None else report.training_loss,
+            "neighbour_distance": None if report is None else report.neighbour_distance,
+            "dual_probe": None if report is None else report.dual_probe,
+            "dual_reverted": 0 if report is None else report.dual_reverted,
+            "dual_expired": 0 if report is None else report.dual_expired}
+        extra.update({f"data.{k}": v for k, v in self.source.stats().items()})
+        return self.exchange.snapshot(), extra
+
+    @property
+    def round_rate(self) -> float:
+        return self._rate
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -245,8 +336,8 @@ class RobotTrainer:
             self.algorithm.initialize(self.data.sample)
         self._warm_up()
         announced: int | None = None  # a round already sent before the loop (not sent twice)
+        self.update_neighbours()
         if self.exchange.expected and self.settings.startup_timeout > 0:
-            self.before_round()
             self._publish_current()  # let the neighbours hear us while we wait for them
             announced = self.algorithm.round
             silent = self.exchange.wait_for_neighbours(self.settings.startup_timeout)
@@ -260,7 +351,7 @@ class RobotTrainer:
             if rounds and self.algorithm.round >= rounds:
                 self.state.finished = True
                 break
-            self.before_round()
+            self.update_neighbours()
             k = self.algorithm.round
             self.exchange.begin_round(k)
             if k != announced:  # a second copy would reach fast neighbours as a stale message
@@ -294,7 +385,11 @@ class RobotTrainer:
             self.state.not_sent_non_finite += 1
             self.log.error(f"round {self.algorithm.round}: own weights are not finite, not sending them")
             return
-        self.publish(values, self.algorithm.round, len(self.exchange.expected))
+        try:
+            self._publish(values, self.algorithm.round, len(self.exchange.expected))
+        except EncodingError as error:
+            self.state.not_sent_non_finite += 1
+            self.log.error(f"round {self.algorithm.round}: not sending weights: {error}")
 
     def _inbox(self, inputs: RoundInputs) -> Inbox:
         """One slot per expected neighbour (absent ones masked), with its team index and its newest
@@ -339,9 +434,9 @@ class RobotTrainer:
         self._set_reference()
         if inbox.mask.any():
             distances = (inbox.payloads[0, inbox.mask[0], 0] - own).norm(dim=1)
-            consensus = float(distances.mean())
+            neighbour_distance = float(distances.mean())
         else:
-            consensus = float("nan")
+            neighbour_distance = float("nan")
         now = time.monotonic()
         if self._last_step is not None and now > self._last_step:
             rate = 1.0 / (now - self._last_step)
@@ -356,13 +451,15 @@ class RobotTrainer:
         if rejected:
             self.log.warning(f"round {inputs.round}: the update went non-finite and was rolled back")
         report = RoundReport(
-            round=self.algorithm.round, training_loss=float(stats.training_loss[0]), consensus_error=consensus,
+            round=self.algorithm.round, training_loss=float(stats.training_loss[0]),
+            neighbour_distance=neighbour_distance,
             rho=float(rho[0]) if rho is not None else float("nan"), round_rate=self._rate,
             heard=tuple(inputs.neighbours), missing=inputs.missing, timed_out=inputs.timed_out, rejected=rejected,
+            messages_dropped=self.exchange.total_dropped,
         )
         report.dual_probe, report.dual_reverted, report.dual_expired = self.dual_monitor()
         self.state.last_report = report
-        self.on_round(report)
+        self._on_round(report)
 
     def _catch_up(self, k: int, inputs: RoundInputs) -> None:
         target = inputs.catch_up_to
@@ -371,11 +468,12 @@ class RobotTrainer:
             target = min(target, self.settings.rounds)
         fresh = self.resumed_from is None and self.state.rounds_stepped == 0
         warm = fresh and self.algorithm.payload_vectors == 1 and bool(inputs.latest)
+        theta = None
+        if warm:  # nothing of our own yet: start from the neighbours' mean instead of theta0
+            mean = np.mean([r.values[0] for r in inputs.latest.values()], axis=0)
+            theta = torch.from_numpy(mean).to(self.settings.torch_dtype)[None]
         with self._lock:
-            if warm:  # nothing of our own yet: start from the neighbours' mean instead of theta0
-                mean = np.mean([r.values[0] for r in inputs.latest.values()], axis=0)
-                self.algorithm.parameter.data.copy_(torch.from_numpy(mean).to(self.settings.torch_dtype)[None])
-            self.algorithm.round = target
+            self.algorithm.jump_to(target, theta)
         self._set_reference()
         self.state.catch_ups.append(CatchUp(k, target, warm, time.time()))
         self.log.warning(f"behind the team: neighbours are at round {inputs.catch_up_to}, we were at {k}; "
@@ -409,7 +507,7 @@ class RobotTrainer:
             "neighbours": list(snap.expected),
             "last_metrics": None if report is None else {
                 "round": report.round, "training_loss": report.training_loss,
-                "consensus_error": report.consensus_error, "rho": report.rho, "round_rate": report.round_rate,
+                "neighbour_distance": report.neighbour_distance, "rho": report.rho, "round_rate": report.round_rate,
                 "heard": list(report.heard)},
             "data": self.source.stats(),
             "elapsed_s": time.time() - self.started_unix,

@@ -9,7 +9,8 @@ Every neighbour vector that passed the other checks must also be *close*:
   where ``theta_j^last`` is its last accepted vector (skipped until one was accepted).
 
 ``scale`` keeps both bounds meaningful near zero weights. The thresholds are node parameters
-(``max_weight_distance``, ``max_weight_step``, ``weight_scale``; one source: :data:`GUARD_PARAMETERS`).
+(``max_weight_distance``, ``max_weight_step``, ``weight_scale``, declared in
+:class:`dinno_ros.robot_settings.RobotSettings`).
 A vector failing either is dropped and counted (``out_of_bounds``) and never reaches the
 algorithm, so no robot's weights move further than the bounds allow in one round, whatever a
 neighbour sends. Only the first payload vector (the weights) is checked; DSGT's tracker is a
@@ -24,15 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GUARD_PARAMETERS = [
-    ("max_weight_distance", 10.0, "double", "Drop a neighbour's weights farther than this many times "
-     "(|own weights| + weight_scale) from this robot's own (bounded-change check).", "> 0; inf disables"),
-    ("max_weight_step", 10.0, "double", "Drop a neighbour's weights that moved more than this many times "
-     "(|its last accepted weights| + weight_scale) since its last accepted message.", "> 0; inf disables"),
-    ("weight_scale", 1.0, "double", "Absolute scale added to the norms of the bounded-change check, "
-     "so weights near zero are not held to a zero bound.", "> 0"),
-]
-"""name, default, type, description, constraints: the node parameters of this module."""
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,18 @@ class DistributedAlgorithm(ABC):
     def _forget_rejected(self, rejected: Tensor) -> None:  # noqa: B027 - optional hook
         """Clear any other state a rolled-back robot's update may have poisoned."""
 
+    def jump_to(self, round_index: int, theta: Tensor | None = None) -> None:
+        """Continue from round ``round_index`` (a robot catching up with its team), optionally from
+        the weights ``theta [R, n]`` (a warm start from the neighbours). Nothing else changes: the
+        dual variables, optimizer moments and schedules carry on from where they are."""
+        if round_index < 0:
+            raise ValueError(f"round must be >= 0, got {round_index}")
+        if theta is not None:
+            if tuple(theta.shape) != tuple(self.parameter.shape):
+                raise ValueError(f"theta has shape {tuple(theta.shape)}, expected {tuple(self.parameter.shape)}")
+            self.parameter.data.copy_(theta)
+        self.round = int(round_index)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: weights, round, and algorithm-specific state."""
         return {"theta": self.theta.clone(), "round": self.round}

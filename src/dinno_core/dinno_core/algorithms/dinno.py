@@ -10,6 +10,7 @@ from torch import Tensor
 from dinno_core.algorithms.base import DistributedAlgorithm, Inbox, PrimalSolver, RoundStats, SampleFn
 from dinno_core.algorithms.config import DinnoConfig
 from dinno_core.algorithms.dual_ledger import DualLedger
+from dinno_core.algorithms.penalty import ResidualBalancing
 from dinno_core.algorithms.proximal import ProximalAdam
 from dinno_core.algorithms.schedules import learning_rate
 from dinno_core.params import FlatModel
@@ -18,7 +19,8 @@ from dinno_core.params import FlatModel
 class Dinno(DistributedAlgorithm):
     """DiNNO for ``R`` robots. Per robot ``i`` and round ``k``:
 
-    1. ``rho <- min(gamma * rho, rho_max)``
+    1. ``rho <- min(gamma * rho, rho_max)``, then, with ``config.rho_adaptation``, residual
+       balancing from local residuals (:class:`~dinno_core.algorithms.penalty.ResidualBalancing`)
     2. ``p_i <- p_i + rho * sum_j (theta_i^k - theta_j^k)``
     3. ``B`` optimizer steps from ``theta_i^k`` on
        ``l_i(theta) + theta . p_i + rho * sum_j ||theta - (theta_i^k + theta_j^k) / 2||^2``.
@@ -47,6 +49,10 @@ class Dinno(DistributedAlgorithm):
             self.solver = PrimalSolver(config.optimizer, self.parameter)
         self.ledger = DualLedger(self.num_robots, config.reconcile_window or 1, theta.device)
         self._recording = False
+        self.penalty: ResidualBalancing | None = None
+        if config.rho_adaptation.kind == "residual_balancing":
+            self.penalty = ResidualBalancing(config.rho_adaptation, self.num_robots, self.theta.shape[1],
+                                             theta.dtype, theta.device)
 
     def _reconciles(self, inbox: Inbox) -> bool:
         return self.config.reconcile_window > 0 and inbox.senders is not None and inbox.acks is not None
@@ -67,6 +73,8 @@ class Dinno(DistributedAlgorithm):
         self.rho = self.rho * self.config.rho_scaling
         if self.config.rho_max is not None:
             self.rho = self.rho.clamp(max=self.config.rho_max)
+        if self.penalty is not None:
+            self.rho = self.penalty.update(self.rho, theta_k, neighbour_sum, inbox.degree, self.dual, self.round)
         rho = self.rho[:, None]
         self.dual += rho * (degree * theta_k - neighbour_sum)
         if self._recording:  # each edge's share of that increment, until the neighbour acknowledges
@@ -96,11 +104,15 @@ class Dinno(DistributedAlgorithm):
     def _forget_rejected(self, rejected: Tensor) -> None:
         self.solver.reset_rows(rejected)
         self.ledger.forget(self.round, rejected)
+        if self.penalty is not None:
+            self.penalty.forget(rejected)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update(dual=self.dual.clone(), rho=self.rho.clone(), optimizer=self.solver.state_dict(),
                      ledger=self.ledger.state_dict())
+        if self.penalty is not None:
+            state["penalty"] = self.penalty.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -108,6 +120,11 @@ class Dinno(DistributedAlgorithm):
         self.dual = state["dual"].to(self.theta).clone()
         self.rho = state["rho"].to(self.theta).clone()
         self.ledger.load_state_dict(state.get("ledger"), self.theta)
+        if self.penalty is not None:
+            if state.get("penalty") is None:  # saved without adaptation: its history starts now
+                self.penalty.forget(torch.ones(self.num_robots, dtype=torch.bool, device=self.theta.device))
+            else:
+                self.penalty.load_state_dict(state["penalty"])
         if isinstance(self.solver, ProximalAdam):
             if state.get("optimizer") is None:  # saved by the plain optimizer path
                 self.solver.reset()
