@@ -47,7 +47,9 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
         "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds",
         *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "mu", "tau", "rounds", "normalized", "rho_min",
-                                                          "rho_max"))}
+                                                          "rho_max")),
+        "algorithm.reconcile_window"}
+    assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
     assert specs["algorithm.rho_adaptation.kind"].default == "none"  # the paper's schedule unless asked
     assert specs["algorithm.rho_adaptation.kind"].constraints == "one of: none, residual_balancing"
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
@@ -207,7 +209,9 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
     def wire(sender):
         def publish(values, round_index, degree):
             packet = to_packet(values, sender=sender, round_index=round_index,
-                               fingerprint=trainers[sender].fingerprint, degree=degree)
+                               fingerprint=trainers[sender].fingerprint, degree=degree,
+                               session=trainers[sender].session,
+                               acks=trainers[sender].exchange.acknowledgements(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
                     trainer.receive_weights(packet, via=sender)
