@@ -29,10 +29,12 @@ ADAM = {"name": "adam", "persistent_state": True}
 SMALL_GAME = {"name": "predator_prey", "num_envs": 64, "steps_per_round": 10, "episode_length": 50}
 
 
-def small_config(num_robots: int, rounds: int, algorithms: dict, eval_every: int = 5) -> ExperimentConfig:
+def small_config(num_robots: int, rounds: int, algorithms: dict, eval_every: int = 5,
+                 game: dict | None = None) -> ExperimentConfig:
     return validate(ExperimentConfig, {
         "name": "predator_prey_small", "seed": 1, "rounds": rounds, "eval_every": eval_every, "torch_threads": 1,
-        "task": SMALL_GAME, "graph": {"kind": "complete", "num_robots": num_robots}, "algorithms": algorithms,
+        "task": {**SMALL_GAME, **(game or {})}, "graph": {"kind": "complete", "num_robots": num_robots},
+        "algorithms": algorithms,
     }, "test")
 
 
@@ -84,23 +86,22 @@ def test_robot_count_must_match_the_predators():
 
 
 def test_ppo_on_one_robot_improves_its_reward(restore_torch_threads):
-    """One predator, its own PPO (individual training on one robot): it learns to close in."""
-    config = small_config(1, rounds=40, eval_every=5, algorithms={
-        "individual": {"kind": "individual", "steps_per_round": 5, "batch_size": 0, "optimizer": ADAM,
-                       "lr": {"kind": "constant", "start": 0.001}},
-    })
+    """One predator and its own PPO (one robot training alone) learns to close in on the prey."""
+    config = small_config(1, rounds=24, eval_every=4, game={"num_envs": 256, "steps_per_round": 8, "episode_length": 25},
+                          algorithms={"individual": {"kind": "individual", "steps_per_round": 5, "batch_size": 0,
+                                                     "optimizer": ADAM, "lr": {"kind": "constant", "start": 0.003}}})
     _, _, theta0 = initial_weights(config, torch.float32)
     curves, final, _, _ = run_algorithm(config, "individual", config.algorithms["individual"], theta0)
-    reward = curves.metrics["predator_reward"]
-    assert len(reward) == 8
+    reward = curves.metrics["predator_reward"]  # -0.1 x distance to the prey per step, +10 per catch
+    assert len(reward) == 6
     early, late = sum(reward[:2]) / 2, sum(reward[-2:]) / 2
-    assert late > early + 2.0, reward  # episode rewards are negative distances plus +10 per catch
+    assert late > early + 0.4, reward  # measured: about -4.1 -> -3.2
     assert final["rejected_updates"] == 0
 
 
 def test_dinno_robots_end_closer_to_each_other_than_individual_robots(restore_torch_threads):
     common = {"batch_size": 0, "lr": {"kind": "constant", "start": 0.0003}}
-    config = small_config(3, rounds=10, eval_every=10, algorithms={
+    config = small_config(3, rounds=8, eval_every=8, algorithms={
         "dinno": {"kind": "dinno", "rho_init": 1.0, "primal_steps": 5, "optimizer": {"name": "adam"}, **common},
         "individual": {"kind": "individual", "steps_per_round": 5, "optimizer": ADAM, **common},
     })

@@ -69,6 +69,9 @@ class PredatorPreyTaskConfig(BaseModel):
     shared_reward: bool = False
     """False: each predator gets its own rewards (+10 per contact with the prey, -0.1 x its
     distance to the prey); True: every predator gets the sum of all predators' rewards."""
+    mpe_physics: bool = True
+    """True: the original MPE's physics step (one 0.1 s step, contact force 100), as the paper's
+    reference ran; False: VMAS's simple_tag tuning (10 substeps, contact force 500, 5x the cost)."""
     arena_bound: float = Field(1.0, gt=0.0)
     prey_wall_margin: float = Field(0.1, ge=0.0)
     episode_length: PositiveInt = 200
@@ -139,7 +142,7 @@ class PredatorPreyTask(Task):
         self.spec = WorldSpec(num_predators=num_robots, num_obstacles=config.num_obstacles,
                               bound=config.arena_bound, shared_reward=config.shared_reward,
                               observe_obstacles=config.observe_obstacles,
-                              prey_wall_margin=config.prey_wall_margin)
+                              prey_wall_margin=config.prey_wall_margin, mpe_physics=config.mpe_physics)
         self.environment_steps_per_round = config.num_envs * config.steps_per_round
         self.robot_rollouts = [RolloutData() for _ in range(num_robots)]
         self.pooled_rollout = RolloutData()
