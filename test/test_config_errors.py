@@ -231,7 +231,7 @@ def test_ctrl_c_in_a_robots_first_second_is_quiet(ros_env):
 
 def test_experiment_results_are_strict_json(tmp_path):
     """NaN never reaches a results file as a bare NaN (strict JSON: null)."""
-    from dinno_core.strict_json import write_json
+    from dinno_core.checkpoint import write_json
 
     write_json(tmp_path / "r.json", {"a": [1.0, float("nan")], "b": {"c": float("inf")}})
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": [1.0, None], "b": {"c": None}}

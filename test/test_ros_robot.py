@@ -45,7 +45,13 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.rho_init", "algorithm.rho_scaling", "algorithm.rho_max", "algorithm.primal_steps",
         "algorithm.primal_step", "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
-        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds"}
+        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds",
+        *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "mu", "tau", "rounds", "normalized", "rho_min",
+                                                          "rho_max")),
+        "algorithm.reconcile_window"}
+    assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
+    assert specs["algorithm.rho_adaptation.kind"].default == "none"  # the paper's schedule unless asked
+    assert specs["algorithm.rho_adaptation.kind"].constraints == "one of: none, residual_balancing"
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
     assert specs["algorithm.rho_max"].default is None and "optional" in specs["algorithm.rho_max"].constraints
     assert specs["algorithm.optimizer.name"].constraints == "one of: adam, adamw, sgd, rmsprop"
@@ -66,6 +72,10 @@ def test_parameter_values_validate_through_the_core_models():
                 "algorithm.optimizer.betas": [0.8, 0.99], "algorithm.rho_init": 2})
     config = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
     assert config.lr.rounds == 100 and config.optimizer.betas == (0.8, 0.99) and config.rho_init == 2.0
+    assert config.rho_adaptation.kind == "none"
+    raw.update({"algorithm.rho_adaptation.kind": "residual_balancing", "algorithm.rho_adaptation.rounds": 50})
+    adaptive = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
+    assert adaptive.rho_adaptation.kind == "residual_balancing" and adaptive.rho_adaptation.rounds == 50
     with pytest.raises(ConfigError) as error:
         validate_model(DinnoConfig, nest({"algorithm.rho_scaling": 0.5, "algorithm.optimizer.name": "lbfgs"},
                                          "algorithm"), "algorithm")
@@ -199,7 +209,9 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
     def wire(sender):
         def publish(values, round_index, degree):
             packet = to_packet(values, sender=sender, round_index=round_index,
-                               fingerprint=trainers[sender].fingerprint, degree=degree)
+                               fingerprint=trainers[sender].fingerprint, degree=degree,
+                               session=trainers[sender].session,
+                               acks=trainers[sender].exchange.acknowledgements(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
                     trainer.receive_weights(packet, via=sender)

@@ -24,6 +24,7 @@ TASKS: dict[str, str] = {
     "linear_regression": "dinno_core.tasks.convex",
     "mnist": "dinno_core.tasks.mnist",
     "mapping": "dinno_core.tasks.mapping.task",
+    "predator_prey": "dinno_core.tasks.predator_prey.task",
 }
 """Task name -> module providing ``<X>TaskConfig`` (with a ``name`` literal) and ``build_task``."""
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import networkx as nx
 import torch
 from torch import Tensor
 
 from dinno_core.algorithms import DistributedAlgorithm, Inbox, RoundStats
+from dinno_core.algorithms.dual_ledger import ACK_BITS, Acknowledgements
 from dinno_core.graphs import CommunicationGraph, neighbour_table
-from dinno_core.tasks.base import LocalData
+from dinno_core.tasks.base import LocalData, TensorData
 
 
 def robot_generator(seed: int, robot_index: int) -> torch.Generator:
@@ -20,14 +22,27 @@ def robot_generator(seed: int, robot_index: int) -> torch.Generator:
 
 
 class TeamData:
-    """Draws one minibatch per robot from its own data with its own generator, stacked ``[R, B, ...]``."""
+    """Draws one minibatch per robot from its own data with its own generator, stacked ``[R, B, ...]``.
+
+    When every robot holds a :class:`~dinno_core.tasks.base.TensorData` of the same shape, their
+    tensors are moved into one pooled tensor (each robot's dataset becomes a view of its slice)
+    and a round's minibatches come out of ONE gather: each robot's generator still draws its own
+    indices exactly as ``TensorData.sample`` would, so the batches are the same either way.
+    """
 
     def __init__(self, datasets: list[LocalData], seed: int, robot_indices: list[int] | None = None) -> None:
         self.datasets = datasets
         indices = robot_indices if robot_indices is not None else list(range(len(datasets)))
         self.generators = [robot_generator(seed, i) for i in indices]
+        self._pool = _pool_tensor_data(datasets)
 
     def sample(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        if self._pool is not None and batch_size > 0:
+            inputs, targets, sizes, offsets = self._pool
+            local = torch.stack([torch.randint(size, (batch_size,), generator=g)
+                                 for size, g in zip(sizes, self.generators)])
+            index = local + offsets[:, None]
+            return inputs[index], targets[index]
         batches = [data.sample(batch_size, g) for data, g in zip(self.datasets, self.generators)]
         return torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
 
@@ -39,21 +54,62 @@ class TeamData:
             generator.set_state(value)
 
 
-def gather_inbox(outgoing: Tensor, graph: nx.Graph) -> Inbox:
-    """Every robot's inbox for one round of ``graph``: one gather over the outgoing payloads."""
+def _pool_tensor_data(datasets: list[LocalData]) -> tuple[Tensor, Tensor, list[int], Tensor] | None:
+    """``(inputs, targets, sizes, offsets)`` of all robots' TensorData in one tensor; None if not poolable."""
+    if len(datasets) < 2 or not all(type(d) is TensorData for d in datasets):
+        return None
+    first = datasets[0]
+    if any(d.inputs.shape[1:] != first.inputs.shape[1:] or d.targets.shape[1:] != first.targets.shape[1:]
+           or d.inputs.dtype != first.inputs.dtype or d.targets.dtype != first.targets.dtype
+           or d.inputs.device != first.inputs.device for d in datasets):
+        return None
+    inputs = torch.cat([d.inputs for d in datasets])
+    targets = torch.cat([d.targets for d in datasets])
+    sizes = [len(d) for d in datasets]
+    offsets = torch.tensor([0, *sizes[:-1]], device=inputs.device).cumsum(0)
+    for data, start, size in zip(datasets, offsets.tolist(), sizes):  # no second copy of the data
+        data.inputs, data.targets = inputs[start:start + size], targets[start:start + size]
+    return inputs, targets, sizes, offsets
+
+
+def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = None,
+                 ack_round: int = -1, ack_span: int = ACK_BITS) -> Inbox:
+    """Every robot's inbox for one round of ``graph``: one gather over the outgoing payloads.
+
+    ``graph`` is undirected (every link delivers both ways) or an ``nx.DiGraph`` whose edge
+    ``j -> i`` means ``i`` receives ``j``'s message. ``ack_bits [N, N]`` (``[j, i]``: the rounds
+    of ``i`` that ``j`` used, bit ``b`` = round ``ack_round - b``) travel with the messages:
+    robot ``i`` learns ``j``'s acknowledgements only when ``j``'s message reaches it; they cover
+    the last ``ack_span`` rounds.
+    """
     num_robots = outgoing.shape[0]
     index, mask = neighbour_table(graph, num_robots)
     index, mask = index.to(outgoing.device), mask.to(outgoing.device)
-    degrees = torch.tensor([graph.degree(i) for i in range(num_robots)], dtype=outgoing.dtype,
-                           device=outgoing.device)
-    return Inbox(payloads=outgoing[index], mask=mask, sender_degrees=degrees[index])
+    degrees = mask.sum(dim=1).to(outgoing.dtype)  # neighbours heard, as Inbox.degree counts them
+    acks = None
+    if ack_bits is not None:
+        bits = torch.gather(ack_bits.T, 1, index)  # bits[i, k] = ack_bits[index[i, k], i]
+        rounds = torch.where(mask, ack_round, -1) if ack_round >= 0 else torch.full_like(index, -1)
+        acks = Acknowledgements(round=rounds, bits=torch.where(mask, bits, 0),
+                                span=torch.full_like(index, min(ack_span, ACK_BITS)))
+    return Inbox(payloads=outgoing[index], mask=mask, sender_degrees=degrees[index], senders=index, acks=acks)
+
+
+def used_matrix(inbox: Inbox, num_robots: int) -> Tensor:
+    """``[N, N]`` bool: ``[i, j]`` robot ``i`` had ``j``'s message in its inbox."""
+    used = torch.zeros(num_robots, num_robots, dtype=torch.bool, device=inbox.mask.device)
+    if inbox.senders is not None:
+        used.scatter_(1, inbox.senders, inbox.mask)
+    return used
 
 
 class SimulatedTeam:
-    """N robots in one process over a (possibly time-varying) communication graph.
+    """N robots in one process over a (possibly time-varying, lossy) communication graph.
 
     Each round: build the round's graph, gather every robot's neighbours' payloads in one tensor
-    op, and step the algorithm for all robots at once.
+    op, and step the algorithm for all robots at once. Each message also carries its sender's
+    acknowledgements of the rounds it used (as a robot node's does), which DiNNO uses to keep its
+    edge duals equal and opposite when messages are lost one way.
     """
 
     def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData) -> None:
@@ -61,13 +117,33 @@ class SimulatedTeam:
         self.graph = graph
         self.data = data
         self.current_graph: nx.Graph | None = None
+        num_robots = algorithm.num_robots
+        self.ack_bits = torch.zeros(num_robots, num_robots, dtype=torch.long, device=algorithm.theta.device)
+        self._acked_round = -1
+        self._ack_span = 0
         algorithm.initialize(data.sample)
 
     def run_round(self, positions=None) -> RoundStats:
         """One synchronous round; ``positions [N, 2]`` feed position-based graphs."""
-        self.current_graph = self.graph.graph_at(self.algorithm.round, positions)
-        inbox = gather_inbox(self.algorithm.outgoing(), self.current_graph)
-        return self.algorithm.step(inbox, self.data.sample)
+        round_index = self.algorithm.round
+        self.current_graph = self.graph.graph_at(round_index, positions)
+        inbox = gather_inbox(self.algorithm.outgoing(), self.current_graph, self.ack_bits, self._acked_round,
+                             self._ack_span)
+        stats = self.algorithm.step(inbox, self.data.sample)
+        used = used_matrix(inbox, self.algorithm.num_robots).long()
+        self.ack_bits = ((self.ack_bits << 1) | used) & ((1 << ACK_BITS) - 1)
+        self._acked_round = round_index
+        self._ack_span = min(self._ack_span + 1, ACK_BITS)
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        """The acknowledgements in flight (the algorithm and the data have their own)."""
+        return {"ack_bits": self.ack_bits.clone(), "acked_round": self._acked_round, "ack_span": self._ack_span}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ack_bits = state["ack_bits"].to(self.ack_bits).clone()
+        self._acked_round = int(state["acked_round"])
+        self._ack_span = int(state["ack_span"])
 
 
 def consensus_error(theta: Tensor) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from dinno_core.strict_json import json_safe
+from dinno_core.checkpoint import json_safe
 
 HISTORY_FIELDS = ("time", "round", "training_loss", "neighbour_distance", "rho", "round_rate",
                   "messages_dropped", "neighbours_heard")

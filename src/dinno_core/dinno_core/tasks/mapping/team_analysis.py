@@ -32,7 +32,7 @@ from dinno_core.config import set_up_model
 from dinno_core.experiment import evaluate
 from dinno_core.graphs import StaticGraph
 from dinno_core.tasks.mapping.figures import save_team_maps_figure
-from dinno_core.strict_json import finite_or_none, write_json
+from dinno_core.checkpoint import json_safe, write_json
 from dinno_core.team import SimulatedTeam, TeamData, consensus_error
 
 METRICS = ("validation_loss", "occupancy_accuracy", "occupancy_iou")
@@ -233,16 +233,16 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
             "scans_malformed": data.get("scans_malformed"),
             "scans_without_pose": data.get("scans_without_pose"),
             "scans_empty": data.get("scans_empty"),
-            "team": {m: finite_or_none(team_metrics_all[m][k]) for m in team_metrics_all},
+            "team": {m: json_safe(float(team_metrics_all[m][k])) for m in team_metrics_all},
         }
         if team_unseen is not None:
-            entry["team"].update({m: finite_or_none(v[k]) for m, v in team_unseen.items()})
+            entry["team"].update({m: json_safe(float(v[k])) for m, v in team_unseen.items()})
         if ind_metrics_all is not None:
-            entry["individual"] = {m: finite_or_none(ind_metrics_all[m][k]) for m in ind_metrics_all}
+            entry["individual"] = {m: json_safe(float(ind_metrics_all[m][k])) for m in ind_metrics_all}
             if ind_unseen is not None:
-                entry["individual"].update({m: finite_or_none(v[k]) for m, v in ind_unseen.items()})
+                entry["individual"].update({m: json_safe(float(v[k])) for m, v in ind_unseen.items()})
             entry["margin"] = {
-                m: finite_or_none((ind_metrics_all[m][k] - team_metrics_all[m][k]) * (1 if m in LOWER_IS_BETTER else -1))
+                m: json_safe(float((ind_metrics_all[m][k] - team_metrics_all[m][k]) * (1 if m in LOWER_IS_BETTER else -1)))
                 for m in METRICS}
         per_robot[robot] = entry
 
@@ -252,7 +252,7 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
         "plan": config.task.plan,
         "robots": per_robot,
         "robots_without_weights": missing,
-        "initial": {m: finite_or_none(v[0]) for m, v in initial.items()},
+        "initial": {m: json_safe(float(v[0])) for m, v in initial.items()},
         "team_mean": {m: _mean(v) for m, v in team_metrics_all.items()},
         "team_run": {"stop_reason": team.get("stop_reason"), "seconds": team.get("seconds"),
                      "processes": {k: v.get("state") for k, v in (team.get("processes") or {}).items()},
