@@ -202,3 +202,11 @@ class MappingDataSource(DataSource):
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
     """Yaw (rotation about z) of a unit quaternion."""
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def default_data_source(task: Any, settings: Any) -> DataSource:
+    """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window.
+    ``settings``: the robot's :class:`~dinno_ros.robot_settings.RobotSettings`."""
+    if settings.task.name == "mapping":
+        return MappingDataSource.for_task(task, settings.seed + settings.index)
+    return StaticDataSource(task.robot_data(len(settings.team))[settings.index])

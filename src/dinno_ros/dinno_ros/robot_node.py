@@ -35,9 +35,11 @@ import sys
 
 if __name__ == "__main__":  # Ctrl-C while torch and rclpy load: exit 130, no traceback
     signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
-import threading
-import time
-from typing import Any
+
+import contextlib  # noqa: E402 - after the guard above
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -74,10 +76,8 @@ class RobotNode(Node):
         import torch
 
         torch.set_num_threads(options.torch_threads)
-        try:
+        with contextlib.suppress(RuntimeError):  # already set, or parallel work already ran
             torch.set_num_interop_threads(1)
-        except RuntimeError:  # already set, or parallel work already ran
-            pass
         self.trainer = RobotTrainer(settings, publish=self._publish_weights, on_round=self._on_round,
                                     log=self.get_logger())
         self.map_publisher = MapPublisher.for_node(self, self.trainer, options)
@@ -87,15 +87,17 @@ class RobotNode(Node):
         self.failed: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-        weights_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                 history=HistoryPolicy.KEEP_LAST, depth=options.weights_qos_depth)
-        self.weights_pub = self.create_publisher(WeightUpdate, options.weights_topic, weights_qos)
+        def weights_qos(depth: int) -> QoSProfile:
+            return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                              history=HistoryPolicy.KEEP_LAST, depth=depth)
+
+        self.weights_pub = self.create_publisher(WeightUpdate, options.weights_topic,
+                                                 weights_qos(options.weights_qos_depth))
         # The reader keeps more samples than the writer: a burst (a neighbour's history arriving
         # at discovery, or junk injected on its topic) must not push a valid round-k message out
         # of the reader's history before the executor takes it. Same reliability and durability,
         # so the QoS stays compatible; the history depth is not part of QoS matching.
-        reader_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                history=HistoryPolicy.KEEP_LAST, depth=max(options.weights_reader_depth, options.weights_qos_depth))
+        reader_qos = weights_qos(max(options.weights_reader_depth, options.weights_qos_depth))
         me = settings.robot_id
         teammates = [r for r in settings.team if r != me]
         self._weight_subs = [self.create_subscription(
@@ -209,18 +211,14 @@ class RobotNode(Node):
         self.trainer.close()
         if self._thread is not None:
             self._thread.join(timeout=60.0)
-        try:
-            path = self.trainer.save_checkpoint()
-            if path:
-                self.get_logger().info(f"checkpoint at round {self.trainer.round} saved to {path}")
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f"could not save the checkpoint: {error}")
-        try:
-            path = self.trainer.write_results()
-            if path:
-                self.get_logger().info(f"results written to {path}")
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f"could not write the results: {error}")
+        for what, save in (("checkpoint", self.trainer.save_checkpoint), ("results", self.trainer.write_results)):
+            try:
+                path = save()
+            except Exception as error:  # noqa: BLE001 - reported; the other file is still written
+                self.get_logger().error(f"could not write the {what}: {error}")
+            else:
+                if path:
+                    self.get_logger().info(f"{what} at round {self.trainer.round} written to {path}")
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the neighbours acknowledged our last weights (before exiting after the last round)."""

@@ -31,7 +31,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,71 +44,13 @@ from dinno_core.checkpoint import CheckpointError, claim_checkpoint_path, load_c
 from dinno_core.config import set_up_model
 from dinno_core.graphs import disk_graph
 from dinno_core.team import TeamData
-from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
+from dinno_ros.data_sources import DataSource, default_data_source
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.message_auth import TeamKey
+from dinno_ros.robot_report import CatchUp, RoundReport, TrainerState, results_document
 from dinno_ros.robot_settings import RobotSettings
 from dinno_ros.update_guard import GuardLimits, UpdateGuard
 from dinno_ros.weights_codec import EncodingError
-
-INLINE_WEIGHTS_MAX = 100_000
-"""Results JSON carries the final weights inline up to this many values (always also as .npy)."""
-
-
-@dataclass
-class RoundReport:
-    """What one stepped round produced (for the monitoring topics)."""
-
-    round: int
-    """Rounds completed (the algorithm's round counter after the step)."""
-    training_loss: float
-    neighbour_distance: float
-    """Mean ``||theta_i^k - theta_j^k||`` over the neighbours heard this round (NaN if none): this
-    robot's view of disagreement (the core's ``consensus_error`` is the team's RMS distance from
-    the team mean, which no single robot can measure)."""
-    rho: float
-    """DiNNO's penalty after the step; NaN for algorithms without one."""
-    round_rate: float
-    heard: tuple[str, ...]
-    missing: tuple[str, ...]
-    timed_out: bool
-    rejected: bool
-    messages_dropped: int = 0
-    """Weight messages dropped so far (all reasons)."""
-    dual_probe: float = float("nan")
-    """``<p_i, u>`` (DiNNO): the team's sum is zero while the edge duals cancel."""
-    dual_reverted: int = 0
-    dual_expired: int = 0
-
-
-@dataclass
-class CatchUp:
-    from_round: int
-    to_round: int
-    warm_start: bool
-    at_unix: float
-
-
-@dataclass
-class TrainerState:
-    rounds_stepped: int = 0
-    timeouts: int = 0
-    rejected_updates: int = 0
-    not_sent_non_finite: int = 0
-    catch_ups: list[CatchUp] = field(default_factory=list)
-    last_report: RoundReport | None = None
-    finished: bool = False
-    training_started: float | None = None
-    """Monotonic clock when the first round began (after the start-up wait for the neighbours)."""
-    last_step_at: float | None = None
-
-
-def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
-    """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window."""
-    if settings.task.name == "mapping":
-        return MappingDataSource.for_task(task, settings.seed + settings.index)
-    return StaticDataSource(task.robot_data(len(settings.team))[settings.index])
-
 
 def _ignore(*args: Any) -> None:
     return None
@@ -482,39 +423,14 @@ class RobotTrainer:
     # ------------------------------------------------------------------ results
 
     def results(self) -> dict[str, Any]:
-        snap = self.exchange.snapshot()
-        report = self.state.last_report
+        """This robot's results document (see :func:`dinno_ros.robot_report.results_document`)."""
         with self._lock:
             theta = self.algorithm.theta[0].detach().cpu().numpy().astype(np.float64)
             rounds_done = self.algorithm.round
-        return {
-            "robot": self.settings.robot_id, "team": list(self.settings.team), "index": self.settings.index,
-            "algorithm": self.settings.algorithm.kind, "task": self.settings.task.name,
-            "fingerprint": self.fingerprint, "num_params": self.num_params,
-            "rounds_done": rounds_done, "rounds_stepped_this_run": self.state.rounds_stepped,
-            "finished": self.state.finished, "resumed_from_round": self.resumed_from,
-            "timeouts": self.state.timeouts, "rejected_updates": self.state.rejected_updates,
-            "not_sent_non_finite": self.state.not_sent_non_finite,
-            "catch_ups": [vars(c) for c in self.state.catch_ups],
-            "drops": snap.drops, "messages_dropped": sum(snap.drops.values()),
-            "dual": dict(zip(("probe", "reverted", "expired"), self.dual_monitor())),
-            "duplicate_ids": sorted(name for name, link in snap.links.items() if link.duplicate),
-            "accepted": snap.accepted, "superseded": snap.superseded,
-            "links": {name: {"received": link.received, "used": link.used, "missed": link.missed,
-                             "last_round": link.last_round, "drops": dict(link.drops), "absent": link.absent,
-                             "duplicate": link.duplicate}
-                      for name, link in snap.links.items()},
-            "neighbours": list(snap.expected),
-            "last_metrics": None if report is None else {
-                "round": report.round, "training_loss": report.training_loss,
-                "neighbour_distance": report.neighbour_distance, "rho": report.rho, "round_rate": report.round_rate,
-                "heard": list(report.heard)},
-            "data": self.source.stats(),
-            "elapsed_s": time.time() - self.started_unix,
-            "training_s": None if self.state.training_started is None or self.state.last_step_at is None
-            else self.state.last_step_at - self.state.training_started,
-            "weights": theta.tolist() if theta.size <= INLINE_WEIGHTS_MAX else None,
-        }
+        return results_document(
+            self.settings, self.exchange.snapshot(), self.state, theta, rounds_done, fingerprint=self.fingerprint,
+            resumed_from=self.resumed_from, dual=self.dual_monitor(), data=self.source.stats(),
+            started_unix=self.started_unix)
 
     def write_results(self) -> str | None:
         path = self.settings.results_path
