@@ -527,13 +527,13 @@ def test_gazebo_launch_plan_drives_mapping_robots_and_writes_the_users_gazebo(tm
     config = REPO / "config" / "team_mapping_demo.yaml"
     plan = gazebo_launch_plan(str(config), world="", bridge_config="", out=str(tmp_path), plan="office",
                               gz_command="ign gazebo", gazebo="fortress")
-    roles = [p.role for p in plan["spec"].processes]
+    roles = [p.role for p in plan.spec.processes]
     assert roles == ["robot"] * 7 + ["controller", "bridge"]
-    controller = plan["spec"].process("controller")
+    controller = plan.spec.process("controller")
     assert (controller.package, controller.executable) == ("dinno_ros", "path_follower")
     assert controller.parameters["use_sim_time"] is True and controller.parameters["task.plan"] == "office"
     assert "motion" not in controller.parameters  # the simulator's setting stays with the (dropped) simulator
-    world = Path(plan["world"]).read_text()
+    world = Path(plan.world).read_text()
     assert "ignition-gazebo-velocity-control-system" in world and "gz-sim-" not in world
 
 
