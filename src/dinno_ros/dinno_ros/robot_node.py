@@ -151,13 +151,12 @@ class RobotNode(Node):
 
     def _on_pose(self, msg: Any, owner: str | None = None) -> None:  # owner None: frame.pose_topic
         values = pose_values(msg)
-        ok = self.trainer.add_map_pose(*values) if owner is None else self.trainer.add_odometry_message(owner, *values)
-        if not ok:
+        if not (self.trainer.add_map_pose(*values) if owner is None else
+                self.trainer.add_odometry_message(owner, *values)):
             self.get_logger().warning(f"rejected a pose of {owner or 'me'}: non-finite", throttle_duration_sec=5.0)
 
     def _on_scan(self, msg: LaserScan) -> None:
-        lidar_pose = self._tf.lidar_pose(msg) if self._tf is not None else None
-        if not self.trainer.add_scan(*scan_values(msg), sensor_pose=lidar_pose):
+        if not self.trainer.add_scan(*scan_values(msg), sensor_pose=self._tf and self._tf.lidar_pose(msg)):
             self.get_logger().warning("skipped a lidar scan (why: data.* in /diagnostics)", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ outgoing (training thread)
