@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dinno_core.algorithms import AlgorithmConfig, build_algorithm
+from dinno_core.algorithms import AlgorithmConfig, LocalConfig, build_algorithm
 from dinno_core.config import ConfigError, ExperimentConfig, build_task, is_centralized, load_experiment_config
 from dinno_core.graphs import StaticGraph, build_graph, describe
 from dinno_core.params import FlatModel
@@ -82,7 +82,7 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
         graph = build_graph(config.graph)
     algorithm = build_algorithm(algorithm_config, flat, theta.to(config.device))
     task.advance(0)
-    team = SimulatedTeam(algorithm, graph, data)
+    team = SimulatedTeam(algorithm, graph, data, config.wire_encoding)
     curves = Curves()
     training_loss = 0.0
     rejected = 0
@@ -107,6 +107,8 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
     final.update({f"{metric}_per_robot": value.tolist() for metric, value in final_metrics.items()})
     final["consensus_error"] = consensus_error(algorithm.theta)
     final["rejected_updates"] = rejected
+    if not isinstance(algorithm_config, LocalConfig):  # individual and centralized send nothing
+        final["bytes_per_message"] = team.bytes_per_message
     return curves, final, algorithm.theta.detach().cpu(), task
 
 

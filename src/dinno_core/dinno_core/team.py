@@ -10,6 +10,7 @@ from torch import Tensor
 
 from dinno_core.algorithms import DistributedAlgorithm, Inbox, RoundStats
 from dinno_core.graphs import CommunicationGraph, neighbour_table
+from dinno_core.quantization import WIRE_ENCODINGS, wire_nbytes, wire_roundtrip
 from dinno_core.tasks.base import LocalData, TensorData
 
 
@@ -83,21 +84,33 @@ class SimulatedTeam:
     """N robots in one process over a (possibly time-varying) communication graph.
 
     Each round: build the round's graph, gather every robot's neighbours' payloads in one tensor
-    op, and step the algorithm for all robots at once.
+    op, and step the algorithm for all robots at once. ``wire_encoding`` rounds the payloads as
+    the ROS codec does (``float32``, ``float16`` or 8-bit ``uint8``) before neighbours see them.
     """
 
-    def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData) -> None:
+    def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData,
+                 wire_encoding: str = "float32") -> None:
+        if wire_encoding not in WIRE_ENCODINGS:
+            raise ValueError(f"wire_encoding must be one of {WIRE_ENCODINGS}, got {wire_encoding!r}")
         self.algorithm = algorithm
         self.graph = graph
         self.data = data
+        self.wire_encoding = wire_encoding
         self.current_graph: nx.Graph | None = None
         algorithm.initialize(data.sample)
 
     def run_round(self, positions=None) -> RoundStats:
         """One synchronous round; ``positions [N, 2]`` feed position-based graphs."""
         self.current_graph = self.graph.graph_at(self.algorithm.round, positions)
-        inbox = gather_inbox(self.algorithm.outgoing(), self.current_graph)
+        outgoing = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)
+        inbox = gather_inbox(outgoing, self.current_graph)
         return self.algorithm.step(inbox, self.data.sample)
+
+    @property
+    def bytes_per_message(self) -> int:
+        """Payload bytes one robot sends per round in ``wire_encoding`` (the ROS message's ``payload``)."""
+        algorithm = self.algorithm
+        return wire_nbytes(algorithm.payload_vectors, algorithm.model.spec.numel, self.wire_encoding)
 
 
 def consensus_error(theta: Tensor) -> float:
