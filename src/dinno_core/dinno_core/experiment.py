@@ -26,6 +26,7 @@ from dinno_core.config import ConfigError, ExperimentConfig, build_task, is_cent
 from dinno_core.graphs import StaticGraph, build_graph, describe
 from dinno_core.params import FlatModel
 from dinno_core.plots import plot_curves
+from dinno_core.quantization import WIRE_ENCODINGS
 from dinno_core.tasks.base import Task
 from dinno_core.team import SimulatedTeam, TeamData, consensus_error
 
@@ -232,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--algorithms", default=None,
                         help="comma-separated subset of the config's algorithms to run (default: all)")
+    parser.add_argument("--wire-encoding", choices=WIRE_ENCODINGS, default=None,
+                        help="override how payloads travel (float32, float16, 8-bit uint8)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="algorithms to run at once in worker processes (default 1: one after another)")
     args = parser.parse_args(argv)
@@ -240,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_experiment_config(args.config)
         if args.rounds is not None:
             config = config.model_copy(update={"rounds": args.rounds})
+        if args.wire_encoding is not None:
+            config = config.model_copy(update={"wire_encoding": args.wire_encoding})
         if args.algorithms is not None:
             wanted = [name.strip() for name in args.algorithms.split(",") if name.strip()]
             unknown = [name for name in wanted if name not in config.algorithms]
