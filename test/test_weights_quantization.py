@@ -120,3 +120,19 @@ def test_the_simulated_team_receives_what_the_ros_codec_delivers(encoding, code)
     assert torch.equal(wire_roundtrip(theta, "float16"), theta.half().float())
     with pytest.raises(ValueError, match="wire encoding"):
         wire_roundtrip(theta, "int4")
+
+
+def test_bytes_sent_rate_for_diagnostics():
+    from dinno_ros.exchange import ExchangeSnapshot
+    from dinno_ros.monitoring import BytesSent, diagnose
+
+    meter = BytesSent(now=10.0)
+    payload = payload_nbytes(1, 25_601, ENCODING_UINT8)
+    for _ in range(9):  # 9 rounds in 1 s: the mapping demo's rate
+        meter.add(payload)
+    values = meter.values(now=11.0)
+    assert values == {"bytes_sent": 9 * payload, "bytes_sent_per_second": 9 * payload}
+    assert meter.values(now=13.0) == {"bytes_sent": 9 * payload, "bytes_sent_per_second": 0.0}
+    snapshot = ExchangeSnapshot(round=9, drops={}, superseded=0, accepted=0, links={}, expected=())
+    shown = dict(diagnose(snapshot, now=13.0, extra=meter.values(now=14.0)).values)
+    assert shown["bytes_sent"] == str(9 * payload) and shown["bytes_sent_per_second"] == "0"
