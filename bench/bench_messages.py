@@ -191,13 +191,18 @@ def bench_team(name: str, algorithm: dict, task: dict, rounds: int, warmup: int)
     from rclpy.executors import SingleThreadedExecutor
 
     from dinno_msgs.msg import RobotStatus
-    from dinno_ros.robot_process import complete_neighbours, start_robot, stop_robots, write_params_file
+    from dinno_ros.message_auth import write_team_key
+    from dinno_ros.process_spec import process_command, write_params_files
+    from dinno_ros.supervisor import start_process, stop_processes
+    from dinno_ros.team_spec import hardware_robot_process
 
     team = ["robot_0", "robot_1", "robot_2"]
     workdir = Path(tempfile.mkdtemp(prefix="dinno-bench-team-"))
-    params = write_params_file(workdir / "team.yaml", {
-        "team": team, "rounds": rounds, "round_timeout": 10.0, "startup_timeout": 120.0,
-        "results_path": str(workdir / "{robot}.json"), "algorithm": algorithm, "task": task})
+    shared = {"rounds": rounds, "round_timeout": 10.0, "startup_timeout": 120.0,
+              "results_path": str(workdir / "{robot}.json"), "algorithm": algorithm, "task": task,
+              "team_key_file": str(write_team_key(workdir / "team.key"))}
+    specs = [hardware_robot_process(r, team, neighbours=[o for o in team if o != r], parameters=shared) for r in team]
+    params = write_params_files(specs, workdir / "params")
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("bench_team_monitor", context=context)
@@ -212,12 +217,12 @@ def bench_team(name: str, algorithm: dict, task: dict, rounds: int, warmup: int)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    processes = [start_robot(r, params, {"neighbours": complete_neighbours(team, r)}, log_path=workdir / f"{r}.log")
-                 for r in team]
+    processes = [start_process(process_command(spec, sys.executable, params[spec.key]), log_path=workdir / f"{spec.key}.log")
+                 for spec in specs]
     try:
         codes = [p.wait(timeout=600) for p in processes]
     finally:
-        stop_robots(processes)
+        stop_processes(processes)
         executor.shutdown()
         spinner.join(timeout=10)
         node.destroy_node()

@@ -13,7 +13,7 @@ or from arguments and a ROS params file (e.g. config/robot.yaml for algorithm/ta
 Neighbours' weights are expected on /<robot>/dinno/weights (the node's default
 neighbour_weights_topic), so keep namespace at its default /<robot_id> unless the params file
 sets neighbour_weights_topic. With communication_radius the node reads each teammate's pose
-from /<robot>/odom (neighbour_odom_topic). The logic is dinno_ros.team_spec.hardware_launch_plan.
+from /<robot>/odom (neighbour_odom_topic). The logic is dinno_ros.launch_plans.hardware_launch_plan.
 Launch APIs used here exist in Humble, Jazzy and Kilted.
 """
 
@@ -22,7 +22,7 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from dinno_ros.team_spec import hardware_launch_plan
+from dinno_ros.launch_plans import hardware_launch_plan
 
 ARGUMENTS = [
     DeclareLaunchArgument("robot_id", description="This robot's id, e.g. robot_2 (a team member)."),
@@ -82,11 +82,11 @@ _NAMES = ("robot_id", "team", "neighbours", "communication_radius", "namespace",
 
 def _setup(context, *args, **kwargs):
     plan = hardware_launch_plan(**{name: LaunchConfiguration(name).perform(context) for name in _NAMES})
-    process = plan["process"]
+    process = plan.process
     return [
         LogInfo(msg=f"DiNNO robot {process.key} as {process.fully_qualified_name}, params files "
-                    f"{', '.join(plan['params_files'])}"),
-    ] + [Node(**node) for node in plan["nodes"]]
+                    f"{', '.join(plan.params_files[process.key])}"),
+    ] + [Node(**node) for node in plan.nodes]
 
 
 def generate_launch_description():

@@ -8,7 +8,7 @@ or let the launch write both files for the team's size: `plan:=office` (world an
 bridge_config left empty). The bridge (ros_gz_bridge parameter_bridge in config-file mode)
 carries /clock and each robot's /<robot>/scan and /<robot>/odom (and cmd_vel); the robots
 run with use_sim_time:=true. Robot processes, parameters and remappings come from
-dinno_ros.team_spec.gazebo_launch_plan (the spec `dinno-team` uses); a 'simulator' section of
+dinno_ros.launch_plans.gazebo_launch_plan (the spec `dinno-team` uses); a 'simulator' section of
 the config is ignored here (Gazebo simulates). Needs Gazebo and ros_gz_bridge installed.
 Launch APIs used here exist in Humble, Jazzy and Kilted.
 """
@@ -18,7 +18,7 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, Opaqu
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from dinno_ros.team_spec import gazebo_launch_plan
+from dinno_ros.launch_plans import gazebo_launch_plan
 
 ARGUMENTS = [
     DeclareLaunchArgument(
@@ -64,10 +64,10 @@ def _setup(context, *args, **kwargs):
         gz_command=value("gz_command"), gz_args=value("gz_args"), plan=value("plan"),
     )
     return [
-        LogInfo(msg=f"DiNNO team '{plan['spec'].name}' in Gazebo world {plan['world']}, bridge "
-                    f"{plan['bridge_config']}, results in {plan['results_dir']}"),
-        ExecuteProcess(cmd=plan["gz_cmd"], output="screen"),
-    ] + [Node(**node) for node in plan["nodes"]]
+        LogInfo(msg=f"DiNNO team '{plan.spec.name}' in Gazebo world {plan.world}, bridge "
+                    f"{plan.bridge_config}, results in {plan.results_dir}"),
+        ExecuteProcess(cmd=list(plan.gz_cmd), output="screen"),
+    ] + [Node(**node) for node in plan.nodes]
 
 
 def generate_launch_description():

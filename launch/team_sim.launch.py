@@ -3,7 +3,7 @@
     ros2 launch dinno_ros team_sim.launch.py config:=/path/to/team_mapping.yaml [out:=DIR]
 
 The processes, their parameters (params files written to <out>/params) and remappings come
-from dinno_ros.team_spec.team_launch_plan: the same spec `dinno-team CONFIG.yaml` runs, so
+from dinno_ros.launch_plans.team_launch_plan: the same spec `dinno-team CONFIG.yaml` runs, so
 both start identical nodes. The config needs a `simulator:` section (`simulator: {}` takes the
 defaults: `dinno_ros lidar_sim`). For live progress, team.json and plots use `dinno-team`.
 Launch APIs used here exist in Humble, Jazzy and Kilted.
@@ -14,7 +14,7 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from dinno_ros.team_spec import team_launch_plan
+from dinno_ros.launch_plans import team_launch_plan
 
 ARGUMENTS = [
     DeclareLaunchArgument(
@@ -42,9 +42,9 @@ def _setup(context, *args, **kwargs):
         use_sim_time=LaunchConfiguration("use_sim_time").perform(context),
         require_simulator=True,
     )
-    actions = [LogInfo(msg=f"DiNNO team '{plan['spec'].name}': {len(plan['spec'].robots)} robots + simulator, "
-                           f"results in {plan['results_dir']}")]
-    return actions + [Node(**node) for node in plan["nodes"]]
+    actions = [LogInfo(msg=f"DiNNO team '{plan.spec.name}': {len(plan.spec.robots)} robots + simulator, "
+                           f"results in {plan.results_dir}")]
+    return actions + [Node(**node) for node in plan.nodes]
 
 
 def generate_launch_description():

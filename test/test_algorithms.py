@@ -15,6 +15,7 @@ from dinno_core.algorithms import (
     LearningRateSchedule,
     LocalConfig,
     OptimizerConfig,
+    PenaltyAdaptationConfig,
     build_algorithm,
 )
 from dinno_core.graphs import StaticGraph, cycle_graph
@@ -25,9 +26,10 @@ from dinno_core.team import SimulatedTeam, TeamData, gather_inbox
 NUM_ROBOTS = 10
 
 
-def convex_team(config, num_robots: int = NUM_ROBOTS, seed: int = 0, graph: nx.Graph | None = None):
+def convex_team(config, num_robots: int = NUM_ROBOTS, seed: int = 0, graph: nx.Graph | None = None,
+                task_config: ConvexTaskConfig | None = None):
     torch.manual_seed(seed)
-    task = LinearRegressionTask(ConvexTaskConfig(), num_robots, seed)
+    task = LinearRegressionTask(task_config or ConvexTaskConfig(), num_robots, seed)
     model = task.build_model().double()
     flat = FlatModel(model, task.loss)
     theta0 = flat.initial_weights().repeat(num_robots, 1)
@@ -97,6 +99,66 @@ def test_dsgt_tracks_the_optimum_where_dsgd_stalls():
     assert relative_error(dsgd.algorithm.theta, optimum) > 10 * relative_error(dsgt.algorithm.theta, optimum)
 
 
+def test_dsgt_is_the_published_recursion_in_matrix_form():
+    """Pu & Nedić (2021), eq. (3)-(4): ``X+ = W (X - alpha Y)``, ``Y+ = W Y + G(X+) - G(X)``,
+    ``Y0 = G(X0)``, with Metropolis ``W``, checked against dense-matrix arithmetic round by round."""
+    alpha = 0.01
+    graph = nx.Graph([(0, 1), (1, 2), (2, 3), (3, 0), (0, 2), (3, 4)])  # degrees differ
+    num_robots = graph.number_of_nodes()
+    task, team = convex_team(DsgtConfig(lr=LearningRateSchedule(kind="constant", start=alpha), batch_size=0),
+                             num_robots, 4, graph)
+    weights = torch.zeros(num_robots, num_robots, dtype=torch.float64)
+    for i, j in graph.edges:
+        weights[i, j] = weights[j, i] = 1.0 / (1 + max(graph.degree(i), graph.degree(j)))
+    weights += torch.diag(1.0 - weights.sum(dim=1))
+    data = task.robot_data(num_robots)
+    inputs = torch.stack([d.inputs for d in data]).double()
+    targets = torch.stack([d.targets for d in data]).double()
+
+    def gradients(x):  # exact gradient of 0.5 ||A_i x - b_i||^2 per robot
+        return torch.einsum("rbn,rb->rn", inputs, torch.einsum("rbn,rn->rb", inputs, x) - targets)
+
+    x = team.algorithm.theta.clone()
+    y = gradients(x)
+    for _ in range(25):
+        x_next = weights @ (x - alpha * y)
+        y = weights @ y + gradients(x_next) - gradients(x)
+        x = x_next
+        team.run_round()
+        torch.testing.assert_close(team.algorithm.theta, x, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(team.algorithm.tracker, y, rtol=1e-12, atol=1e-12)
+        # the tracking invariant: the trackers' mean is the mean of the latest local gradients
+        torch.testing.assert_close(y.mean(dim=0), gradients(x).mean(dim=0), rtol=1e-10, atol=1e-12)
+
+
+def test_dsgt_converges_linearly_on_strongly_convex_quadratics_and_dsgd_does_not():
+    """Every robot's loss is a strongly convex quadratic with its own minimizer (full-rank rows,
+    different noise); with exact gradients and a constant step, gradient tracking converges
+    linearly to the minimizer of the sum, DSGD stalls at a step-size-dependent distance."""
+    config = ConvexTaskConfig(num_features=5, rows_per_robot=8, noise_std=1.0)
+    schedule = LearningRateSchedule(kind="constant", start=0.02)
+    errors: dict[str, list[float]] = {"dsgt": [], "dsgd": []}
+    for name, algorithm_config in (("dsgt", DsgtConfig(lr=schedule, batch_size=0)),
+                                   ("dsgd", DsgdConfig(lr=schedule, batch_size=0))):
+        task, team = convex_team(algorithm_config, task_config=config)
+        local = [torch.linalg.lstsq(d.inputs.double(), d.targets.double()[:, None]).solution[:, 0]
+                 for d in task.robot_data(NUM_ROBOTS)]
+        assert all(torch.linalg.matrix_rank(d.inputs) == 5 for d in task.robot_data(NUM_ROBOTS))
+        optimum = task.optimum()
+        assert min(float((w - optimum).norm() / optimum.norm()) for w in local) > 0.05  # heterogeneous
+        for round_index in range(1, 601):
+            team.run_round()
+            if round_index % 100 == 0:
+                errors[name].append(relative_error(team.algorithm.theta, optimum))
+    dsgt, dsgd = errors["dsgt"], errors["dsgd"]
+    # linear: the error shrinks by a roughly constant factor every 100 rounds, down to round-off
+    assert dsgt[2] < 1e-6 and dsgt[-1] < 1e-10
+    assert dsgt[1] < 0.05 * dsgt[0] and dsgt[2] < 0.05 * dsgt[1]
+    # DSGD with a constant step: a fixed point away from the optimum, not improving any more
+    assert dsgd[-1] > 1e-3
+    assert dsgd[-1] > 0.9 * dsgd[-2]
+
+
 ALGORITHMS = {
     "dinno": DinnoConfig(rho_init=0.5, rho_scaling=1.01, primal_steps=3, batch_size=2,
                          lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
@@ -105,6 +167,10 @@ ALGORITHMS = {
     "dinno_proximal": DinnoConfig(rho_init=0.5, rho_scaling=1.01, primal_steps=3, batch_size=2,
                                   primal_step="adam_proximal",
                                   optimizer=OptimizerConfig(name="adam", persistent_state=True),
+                                  lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
+    "dinno_adaptive": DinnoConfig(rho_init=0.5, rho_scaling=1.01, primal_steps=3, batch_size=2,
+                                  rho_adaptation=PenaltyAdaptationConfig(kind="residual_balancing", mu=1.5, tau=1.5,
+                                                                         rounds=5),
                                   lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
     "dsgd": DsgdConfig(batch_size=2),
     "dsgt": DsgtConfig(batch_size=2),
@@ -188,7 +254,7 @@ def test_non_finite_neighbour_weights_are_rolled_back_not_spread(name):
     assert all(torch.isfinite(value).all() for value in moments.values() if isinstance(value, torch.Tensor))
 
 
-@pytest.mark.parametrize("name", ["dinno_persistent", "dinno_proximal", "dsgt"])
+@pytest.mark.parametrize("name", ["dinno_persistent", "dinno_proximal", "dinno_adaptive", "dsgt"])
 def test_a_team_checkpoint_splits_into_robot_checkpoints(tmp_path, name):
     """A robot resumed from its slice of a team checkpoint continues exactly as in the team."""
     from dinno_core.checkpoint import load_checkpoint, save_checkpoint, select_robot
@@ -229,3 +295,64 @@ def test_a_proximal_robot_resumes_from_a_checkpoint_of_the_other_primal_step():
     persistent.run_round()
     with pytest.raises(ValueError, match="not saved with primal_step='adam_proximal'"):
         proximal.algorithm.load_state_dict(persistent.algorithm.state_dict())
+
+
+# --------------------------------------------------------------------------- adaptive penalty
+
+
+def adaptive_dinno(rho_init: float, rounds: int = 60, **adaptation) -> DinnoConfig:
+    return DinnoConfig(rho_init=rho_init, primal_steps=20, batch_size=0, optimizer=OptimizerConfig(name="sgd"),
+                       lr=LearningRateSchedule(kind="constant", start=0.05),
+                       rho_adaptation=PenaltyAdaptationConfig(kind="residual_balancing", rounds=rounds,
+                                                              **adaptation))
+
+
+@pytest.mark.parametrize("rho_init, direction", [(1e-4, "up"), (3.0, "down")])
+def test_adaptive_penalty_moves_rho_toward_balance(rho_init, direction):
+    """Far too small a ρ leaves robots apart (primal residual dominates): ρ grows; far too large
+    a ρ makes the target's motion dominate: ρ shrinks. Every robot decides from its own residuals."""
+    _, team = convex_team(adaptive_dinno(rho_init, mu=2.0, tau=1.5))
+    for _ in range(15):
+        team.run_round()
+    rho = team.algorithm.rho
+    if direction == "up":
+        assert (rho > 10 * rho_init).all()
+    else:
+        assert (rho < rho_init / 2).all()
+    penalty = team.algorithm.penalty
+    assert torch.isfinite(penalty.primal_residual).all() and torch.isfinite(penalty.dual_residual).all()
+
+
+def test_adaptive_penalty_stops_after_its_window_and_reaches_the_optimum():
+    """From a badly chosen ρ0 the adapted DiNNO still reaches the centralized optimum on the
+    convex task; after ``rounds`` rounds ρ is frozen (only ``rho_scaling`` would move it)."""
+    task, team = convex_team(adaptive_dinno(1e-3, rounds=40, mu=2.0, tau=1.2))
+    for _ in range(40):
+        team.run_round()
+    frozen = team.algorithm.rho.clone()
+    assert not torch.allclose(frozen, torch.full_like(frozen, 1e-3))
+    for _ in range(400):
+        team.run_round()
+    torch.testing.assert_close(team.algorithm.rho, frozen, rtol=0, atol=0)
+    assert relative_error(team.algorithm.theta, task.optimum()) < 1e-3
+
+
+def test_adaptive_penalty_config_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"rho_min \(2.0\) must not exceed rho_max \(1.0\)"):
+        PenaltyAdaptationConfig(rho_min=2.0, rho_max=1.0)
+    with pytest.raises(ValueError, match="tau"):
+        DinnoConfig.model_validate({"rho_adaptation": {"tau": 0.5}})
+
+
+def test_a_checkpoint_without_penalty_state_loads_into_an_adaptive_robot():
+    """Turning adaptation on when resuming keeps weights, dual and ρ; the residual history restarts."""
+    plain = ALGORITHMS["dinno"]
+    _, team = convex_team(plain, 4, 1)
+    for _ in range(3):
+        team.run_round()
+    _, adaptive = convex_team(ALGORITHMS["dinno_adaptive"], 4, 1)
+    adaptive.algorithm.load_state_dict(team.algorithm.state_dict())
+    assert not adaptive.algorithm.penalty.has_previous.any()
+    torch.testing.assert_close(adaptive.algorithm.rho, team.algorithm.rho, rtol=0, atol=0)
+    adaptive.run_round()
+    assert adaptive.algorithm.penalty.has_previous.all()

@@ -295,14 +295,19 @@ def test_map_messages_follow_map_server_conventions_and_match_the_core_render():
     import torch
 
     from dinno_core.params import FlatModel
-    from dinno_ros.map_output import grid_probability, image_pixels, map_image, occupancy_grid, predict_occupancy
+    from dinno_ros.map_output import grid_probability, image_pixels, map_image, occupancy_grid
 
     task = build_task(MappingTaskConfig(validation_scans=1, validation_grid_resolution=0.5), 2, 0)
     torch.manual_seed(1)
     flat = FlatModel(task.build_model(), task.loss)
     theta = flat.initial_weights() + 0.3 * torch.randn(flat.spec.numel)
-    probability = predict_occupancy(flat, theta, task.grid.centres)
-    np.testing.assert_allclose(probability, task.render_map(theta), atol=1e-5)
+    # The core's render_map is the trained network itself (the robot node publishes it), and
+    # building its model does not move the caller's RNG.
+    state = torch.random.get_rng_state()
+    probability = task.render_map(theta)
+    assert torch.equal(state, torch.random.get_rng_state())
+    logits = flat.forward(theta[None], torch.from_numpy(task.grid.centres.reshape(-1, 2)).float())[0]
+    np.testing.assert_allclose(probability, torch.sigmoid(logits).reshape(probability.shape).numpy(), atol=1e-5)
 
     # Orientation: the top row of the picture (max y) is the LAST row of OccupancyGrid.data.
     picture = np.zeros((3, 4))

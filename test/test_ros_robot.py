@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
 import threading
 
 import networkx as nx
@@ -29,8 +30,9 @@ from dinno_ros.parameters import (
     task_parameters,
     validate_model,
 )
-from dinno_ros.robot_process import robot_command
+from dinno_ros.process_spec import process_command
 from dinno_ros.robot_settings import ROBOT_ALGORITHMS, RobotSettings
+from dinno_ros.team_spec import hardware_robot_process
 from dinno_ros.trainer import RobotTrainer
 from dinno_ros.weights_codec import to_packet
 
@@ -43,7 +45,13 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.rho_init", "algorithm.rho_scaling", "algorithm.rho_max", "algorithm.primal_steps",
         "algorithm.primal_step", "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
-        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds"}
+        "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds",
+        *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "mu", "tau", "rounds", "normalized", "rho_min",
+                                                          "rho_max")),
+        "algorithm.reconcile_window"}
+    assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
+    assert specs["algorithm.rho_adaptation.kind"].default == "none"  # the paper's schedule unless asked
+    assert specs["algorithm.rho_adaptation.kind"].constraints == "one of: none, residual_balancing"
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
     assert specs["algorithm.rho_max"].default is None and "optional" in specs["algorithm.rho_max"].constraints
     assert specs["algorithm.optimizer.name"].constraints == "one of: adam, adamw, sgd, rmsprop"
@@ -64,6 +72,10 @@ def test_parameter_values_validate_through_the_core_models():
                 "algorithm.optimizer.betas": [0.8, 0.99], "algorithm.rho_init": 2})
     config = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
     assert config.lr.rounds == 100 and config.optimizer.betas == (0.8, 0.99) and config.rho_init == 2.0
+    assert config.rho_adaptation.kind == "none"
+    raw.update({"algorithm.rho_adaptation.kind": "residual_balancing", "algorithm.rho_adaptation.rounds": 50})
+    adaptive = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
+    assert adaptive.rho_adaptation.kind == "residual_balancing" and adaptive.rho_adaptation.rounds == 50
     with pytest.raises(ConfigError) as error:
         validate_model(DinnoConfig, nest({"algorithm.rho_scaling": 0.5, "algorithm.optimizer.name": "lbfgs"},
                                          "algorithm"), "algorithm")
@@ -123,8 +135,8 @@ def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, t
 
 
 def test_node_process_exits_with_status_2_on_bad_parameters(ros_env):
-    command = robot_command("robot_0", overrides={"team": ["robot_0", "robot_1"], "neighbours": ["robot_1"],
-                                                  "algorithm.rho_init": -1.0})
+    command = process_command(hardware_robot_process("robot_0", ["robot_0", "robot_1"], neighbours=["robot_1"],
+                                                     parameters={"algorithm.rho_init": -1.0}), sys.executable)
     result = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "parameter 'algorithm.rho_init': out of range; allowed: > 0 (got -1.0)" in result.stderr
@@ -140,8 +152,8 @@ def test_a_running_robot_describes_its_parameters_with_numeric_ranges(ros_env, r
     from rcl_interfaces.msg import ParameterType
     from rcl_interfaces.srv import DescribeParameters
 
-    command = robot_command("robot_0", overrides={"team": ["robot_0", "robot_1"], "neighbours": ["robot_1"],
-                                                  "startup_timeout": 120.0})
+    command = process_command(hardware_robot_process("robot_0", ["robot_0", "robot_1"], neighbours=["robot_1"],
+                                                     parameters={"startup_timeout": 120.0}), sys.executable)
     log = open(tmp_path / "robot.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, env=ros_env, stdout=log, stderr=subprocess.STDOUT)
     client_node = rclpy.create_node("describer", context=ros_context)
@@ -197,7 +209,9 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
     def wire(sender):
         def publish(values, round_index, degree):
             packet = to_packet(values, sender=sender, round_index=round_index,
-                               fingerprint=trainers[sender].fingerprint, degree=degree)
+                               fingerprint=trainers[sender].fingerprint, degree=degree,
+                               session=trainers[sender].session,
+                               acks=trainers[sender].exchange.acknowledgements(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
                     trainer.receive_weights(packet, via=sender)

@@ -17,6 +17,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,12 +28,15 @@ import pytest
 import torch
 
 from dinno_core.algorithms import DinnoConfig, LearningRateSchedule, OptimizerConfig, build_algorithm
+from dinno_core.checkpoint import load_checkpoint
 from dinno_core.config import build_task
 from dinno_core.graphs import StaticGraph
 from dinno_core.params import FlatModel
 from dinno_core.tasks.convex import ConvexTaskConfig
 from dinno_core.team import SimulatedTeam, TeamData
-from dinno_ros.robot_process import complete_neighbours, start_robot, stop_robots, write_params_file
+from dinno_ros.process_spec import process_command, write_params_files
+from dinno_ros.supervisor import start_process, stop_processes
+from dinno_ros.team_spec import hardware_robot_process
 from dinno_ros.weights_codec import to_message
 
 pytestmark = pytest.mark.slow
@@ -76,19 +80,21 @@ class Team:
     def __init__(self, tmp_path: Path, env: dict[str, str], **parameters) -> None:
         self.dir = tmp_path
         self.env = env
-        base = {"team": TEAM, "seed": SEED, "round_timeout": 5.0, "startup_timeout": 60.0,
-                "checkpoint_path": str(tmp_path / "{robot}.pt"), "results_path": str(tmp_path / "{robot}.json"),
-                "algorithm": ALGORITHM, "task": TASK}
-        base.update(parameters)
-        self.params_file = write_params_file(tmp_path / "team.yaml", base)
+        self.parameters = {"seed": SEED, "round_timeout": 5.0, "startup_timeout": 60.0,
+                           "checkpoint_path": str(tmp_path / "{robot}.pt"),
+                           "results_path": str(tmp_path / "{robot}.json"), "algorithm": ALGORITHM, "task": TASK,
+                           **parameters}
         self.processes: dict[str, subprocess.Popen] = {}
         self.starts: dict[str, int] = {}
 
     def start(self, robot: str, **overrides) -> subprocess.Popen:
         count = self.starts.get(robot, 0)
         self.starts[robot] = count + 1
-        process = start_robot(robot, self.params_file, {"neighbours": complete_neighbours(TEAM, robot), **overrides},
-                              env=self.env, log_path=self.dir / f"{robot}.{count}.log")
+        spec = hardware_robot_process(robot, TEAM, neighbours=[r for r in TEAM if r != robot],
+                                      parameters={**self.parameters, **overrides})
+        params_file = write_params_files([spec], self.dir / f"params.{count}")[robot]
+        process = start_process(process_command(spec, sys.executable, params_file), env=self.env,
+                                log_path=self.dir / f"{robot}.{count}.log")
         self.processes[robot] = process
         return process
 
@@ -115,7 +121,7 @@ class Team:
         return json.loads(path.read_text())
 
     def close(self) -> None:
-        stop_robots(list(self.processes.values()), signal.SIGKILL, timeout=10)
+        stop_processes(list(self.processes.values()), signal.SIGKILL, timeout=10)
         fastdds = shutil.which("fastdds")
         if fastdds:  # SIGKILLed participants leave shared-memory segments behind
             subprocess.run([fastdds, "shm", "clean"], env=self.env, capture_output=True, timeout=30)
@@ -298,7 +304,7 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
         heard = {r: list(monitor.status[r].neighbours_heard) for r in survivors}
     assert all(h == [s for s in survivors if s != r] for r, h in heard.items()), heard
 
-    checkpoint = torch.load(team.dir / "robot_2.pt", weights_only=True)
+    checkpoint = load_checkpoint(team.dir / "robot_2.pt")
     resumed_round = checkpoint["round"]
     # The last periodic checkpoint (the kill may land between a round's status and its checkpoint).
     assert resumed_round % every == 0 and killed_at - every <= resumed_round <= killed_at + every
@@ -308,7 +314,7 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
     rejoined = monitor.round_of("robot_2")
     monitor.wait_for(lambda: all(monitor.round_of(r) >= rejoined + 150 for r in TEAM), 120.0,
                      "150 rounds of the whole team after the rejoin")
-    codes = stop_robots([team.processes[r] for r in TEAM], signal.SIGTERM)
+    codes = stop_processes([team.processes[r] for r in TEAM], signal.SIGTERM)
     assert codes == [0, 0, 0], {r: team.log(r) for r in TEAM}
 
     results = {r: team.results(r) for r in TEAM}
@@ -323,7 +329,7 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
         assert results[robot]["timeouts"] >= 5
         assert results[robot]["links"]["robot_2"]["missed"] >= 5
     for robot in TEAM:  # the checkpoint written on SIGTERM is the final state
-        state = torch.load(team.dir / f"{robot}.pt", weights_only=True)
+        state = load_checkpoint(team.dir / f"{robot}.pt")
         assert state["round"] == results[robot]["rounds_done"] and "dual" in state["algorithm"]
     weights = np.array([results[r]["weights"] for r in TEAM])
     task, _ = reference_problem()

@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from dinno_core.config import build_task
-from dinno_ros.team_spec import load_team_config
+from dinno_ros.team_config import load_team_config
 
 pytestmark = pytest.mark.slow
 
@@ -210,7 +210,7 @@ def test_crashing_robots_make_a_failed_run(tmp_path, ros_env):
     run = TeamRun(load_team_config(config), out, duration=None, console=Console(stderr=True), live=False, env=env)
     run.spec = dataclasses.replace(run.spec, processes=tuple(
         dataclasses.replace(p, module="crashing_child") for p in run.spec.processes))
-    assert run.run() == 1
+    assert run.run().exit_code == 1
     result = json.loads((out / "team.json").read_text())
     assert result["stop_reason"] == "every robot exited"
     for robot in ("robot_0",):
@@ -248,7 +248,7 @@ def test_children_that_ignore_sigint_and_sigterm_get_killed(tmp_path, ros_env):
     run.spec = dataclasses.replace(run.spec, processes=tuple(
         dataclasses.replace(p, module="stubborn_child") for p in run.spec.processes))
     started = time.monotonic()
-    code = run.run()
+    code = run.run().exit_code
     assert code == 1
     assert time.monotonic() - started < 60
     result = json.loads((tmp_path / "out" / "team.json").read_text())

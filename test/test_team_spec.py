@@ -15,22 +15,16 @@ import yaml
 from rclpy.node import Node
 
 from dinno_ros.progress import TeamProgress
-from dinno_ros.team import check_robot_parameters, main, unknown_robot_parameters
+from dinno_core.config import ConfigError
+from dinno_ros.launch_plans import gazebo_launch_plan, hardware_launch_plan, parse_bool, parse_id_list, team_launch_plan
+from dinno_ros.process_spec import flatten_parameters, process_command, render_params_yaml, ros_arguments
+from dinno_ros.team import main
+from dinno_ros.team_config import load_team_config, team_config_from_dict
 from dinno_ros.team_spec import (
-    ConfigError,
     build_team_spec,
-    flatten_parameters,
-    gazebo_launch_plan,
-    hardware_launch_plan,
+    check_robot_parameters,
     hardware_robot_process,
-    load_team_config,
-    parse_bool,
-    parse_id_list,
-    process_command,
-    render_params_yaml,
-    ros_arguments,
-    team_config_from_dict,
-    team_launch_plan,
+    unknown_robot_parameters,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,9 +287,9 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_team_launch_plan(tmp_path):
     plan = team_launch_plan(str(TEAM_CONVEX), out=str(tmp_path), use_sim_time="true")
-    assert plan["results_dir"] == str(tmp_path)
-    assert len(plan["nodes"]) == 4
-    for node, process in zip(plan["nodes"], plan["spec"].processes):
+    assert plan.results_dir == str(tmp_path)
+    assert len(plan.nodes) == 4
+    for node, process in zip(plan.nodes, plan.spec.processes):
         assert node["package"] == "dinno_ros" and node["executable"] == "robot_node"
         assert node["namespace"] == process.namespace and node["name"] == "dinno_robot"
         (params_file,) = node["parameters"]
@@ -309,14 +303,14 @@ def test_gazebo_launch_plan(tmp_path):
     world, bridge = tmp_path / "office.sdf", tmp_path / "office_bridge.yaml"
     plan = gazebo_launch_plan(str(TEAM_CONVEX), world=str(world), bridge_config=str(bridge), out=str(tmp_path / "r"),
                               gz_command="ign gazebo", gz_args="-r -s")
-    assert plan["gz_cmd"] == ["ign", "gazebo", "-r", "-s", str(world)]
-    roles = [p.role for p in plan["spec"].processes]
+    assert plan.gz_cmd == ("ign", "gazebo", "-r", "-s", str(world))
+    roles = [p.role for p in plan.spec.processes]
     assert roles == ["robot"] * 4 + ["bridge"]
-    bridge_node = plan["nodes"][-1]
+    bridge_node = plan.nodes[-1]
     assert (bridge_node["package"], bridge_node["executable"]) == ("ros_gz_bridge", "parameter_bridge")
     bridge_params = yaml.safe_load(Path(bridge_node["parameters"][0]).read_text())
     assert bridge_params["/dinno_gz_bridge"]["ros__parameters"]["config_file"] == str(bridge)
-    for process in plan["spec"].robot_processes:
+    for process in plan.spec.robot_processes:
         assert process.parameters["use_sim_time"] is True
     with pytest.raises(ConfigError, match="go together"):
         gazebo_launch_plan(str(TEAM_CONVEX), world=str(world), bridge_config="")
@@ -327,10 +321,10 @@ def test_gazebo_launch_plan(tmp_path):
 def test_gazebo_launch_plan_generates_the_world(tmp_path):
     pytest.importorskip("dinno_core.tasks.mapping.gazebo")
     plan = gazebo_launch_plan(str(TEAM_CONVEX), world="", bridge_config="", out=str(tmp_path), plan="office")
-    assert Path(plan["world"]).is_file() and Path(plan["world"]).parent == tmp_path / "gazebo"
-    bridge = yaml.safe_load(Path(plan["bridge_config"]).read_text())
+    assert Path(plan.world).is_file() and Path(plan.world).parent == tmp_path / "gazebo"
+    bridge = yaml.safe_load(Path(plan.bridge_config).read_text())
     ros_topics = {entry["ros_topic_name"] for entry in bridge}
-    for robot in plan["spec"].robots:  # the world's robots are the team's, on the node's default topics
+    for robot in plan.spec.robots:  # the world's robots are the team's, on the node's default topics
         assert f"/{robot}/scan" in ros_topics and f"/{robot}/odom" in ros_topics
     assert "/clock" in ros_topics
 
@@ -343,7 +337,7 @@ def test_hardware_launch_plan_from_arguments(tmp_path, monkeypatch):
                                 scan_topic="/front/scan", odom_topic="/odometry/filtered",
                                 params_file=str(REPO / "config" / "robot.yaml"), results_dir=str(tmp_path),
                                 use_sim_time="false")
-    (node,) = plan["nodes"]
+    (node,) = plan.nodes
     assert node["namespace"] == "/robot_1" and node["name"] == "dinno_robot"
     assert node["remappings"] == [("scan", "/front/scan"), ("odom", "/odometry/filtered")]
     assert node["parameters"][0] == str(REPO / "config" / "robot.yaml")  # the user's file first: arguments win
@@ -351,19 +345,19 @@ def test_hardware_launch_plan_from_arguments(tmp_path, monkeypatch):
     assert params == {"robot_id": "robot_1", "team": ["robot_0", "robot_1", "robot_2"], "neighbours": ["robot_0"],
                       "results_path": str(tmp_path / "robots" / "robot_1.json"), "use_sim_time": False}
     radius = hardware_launch_plan("robot_1", team="robot_0,robot_1", communication_radius="3", namespace="/a/b")
-    assert radius["process"].parameters["communication_radius"] == 3.0
-    assert radius["process"].namespace == "/a/b"
-    assert hardware_launch_plan("robot_1")["process"].parameters == {"robot_id": "robot_1"}
+    assert radius.process.parameters["communication_radius"] == 3.0
+    assert radius.process.namespace == "/a/b"
+    assert hardware_launch_plan("robot_1").process.parameters == {"robot_id": "robot_1"}
 
 
 def test_hardware_launch_plan_from_team_config(tmp_path):
     plan = hardware_launch_plan("robot_2", team_config=str(TEAM_CONVEX), results_dir=str(tmp_path))
     team_process = build_team_spec(load_team_config(TEAM_CONVEX), results_dir=str(tmp_path)).process("robot_2")
-    assert plan["process"].parameters == team_process.parameters  # the same robot dinno-team would start
+    assert plan.process.parameters == team_process.parameters  # the same robot dinno-team would start
     moved = hardware_launch_plan("robot_2", team_config=str(TEAM_CONVEX), communication_radius="4.0",
                                  results_dir=str(tmp_path))
-    assert moved["process"].parameters["communication_radius"] == 4.0
-    assert "neighbours" not in moved["process"].parameters
+    assert moved.process.parameters["communication_radius"] == 4.0
+    assert "neighbours" not in moved.process.parameters
     with pytest.raises(ConfigError, match="allowed: robot_0, robot_1, robot_2, robot_3"):
         hardware_launch_plan("robot_7", team_config=str(TEAM_CONVEX))
 
@@ -460,7 +454,7 @@ def test_team_sim_launch_file(stand_in_launch, tmp_path):
     config.write_text(yaml.safe_dump(base_config(simulator={"parameters": {"rate": 5.0}})))
     actions = _run_launch_file(LAUNCH_DIR / "team_sim.launch.py", {"config": str(config), "out": str(tmp_path / "o")})
     nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
-    expected = team_launch_plan(str(config), out=str(tmp_path / "o"), require_simulator=True)["nodes"]
+    expected = team_launch_plan(str(config), out=str(tmp_path / "o"), require_simulator=True).nodes
     assert nodes == expected and [n["executable"] for n in nodes] == ["robot_node"] * 3 + ["lidar_sim"]
 
 
@@ -480,7 +474,7 @@ def test_robot_hardware_launch_file(stand_in_launch, tmp_path):
     actions = _run_launch_file(LAUNCH_DIR / "robot_hardware.launch.py", arguments)
     (node,) = [a.kwargs for a in actions if type(a).__name__ == "Node"]
     assert node == hardware_launch_plan("robot_0", team_config=str(TEAM_CONVEX), scan_topic="/scan",
-                                        results_dir=str(tmp_path))["nodes"][0]
+                                        results_dir=str(tmp_path)).nodes[0]
 
 
 # ----------------------------------------------------------------------------- progress

@@ -29,6 +29,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",  # keep in sync with package.xml
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["fastdds/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from dinno_core.algorithms.config import AlgorithmConfig, LocalConfig
 from dinno_core.graphs import GraphConfig
+from dinno_core.params import FlatModel
 from dinno_core.tasks.base import Task
+from torch import Tensor
 
 TASKS: dict[str, str] = {
     "linear_regression": "dinno_core.tasks.convex",
     "mnist": "dinno_core.tasks.mnist",
     "mapping": "dinno_core.tasks.mapping.task",
+    "predator_prey": "dinno_core.tasks.predator_prey.task",
 }
 """Task name -> module providing ``<X>TaskConfig`` (with a ``name`` literal) and ``build_task``."""
 
@@ -55,6 +60,26 @@ def parse_task_config(raw: Any) -> BaseModel:
 def build_task(config: BaseModel, num_robots: int, seed: int) -> Task:
     """The task a validated task config describes."""
     return _task_module(config.name).build_task(config, num_robots, seed)
+
+
+@dataclass
+class ModelSetup:
+    """A task, its model as a :class:`~dinno_core.params.FlatModel` and the initial weights."""
+
+    task: Task
+    flat: FlatModel
+    theta0: Tensor
+    """Initial weights ``[n]``: every robot and every algorithm starts from these."""
+
+
+def set_up_model(task_config: BaseModel, num_robots: int, seed: int, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu") -> ModelSetup:
+    """seed → task → flat model → initial weights, the one way: the simulated team, every robot
+    node, the demo's analysis and the benchmarks get the same weights from the same seed."""
+    torch.manual_seed(seed)
+    task = build_task(task_config, num_robots, seed)
+    flat = FlatModel(task.build_model().to(dtype=dtype, device=device), task.loss)
+    return ModelSetup(task, flat, flat.initial_weights())
 
 
 class ExperimentConfig(BaseModel):

@@ -22,7 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dinno_core.algorithms import AlgorithmConfig, LocalConfig, build_algorithm
-from dinno_core.config import ConfigError, ExperimentConfig, build_task, is_centralized, load_experiment_config
+from dinno_core.config import (
+    ConfigError,
+    ExperimentConfig,
+    build_task,
+    is_centralized,
+    load_experiment_config,
+    set_up_model,
+)
 from dinno_core.graphs import StaticGraph, build_graph, describe
 from dinno_core.params import FlatModel
 from dinno_core.plots import plot_curves
@@ -46,17 +53,14 @@ class Curves:
 
 def initial_weights(config: ExperimentConfig, dtype: torch.dtype) -> tuple[Task, FlatModel, torch.Tensor]:
     """A task and model built from the experiment seed; every algorithm starts from these weights."""
-    torch.manual_seed(config.seed)
-    task = build_task(config.task, config.num_robots, config.seed)
-    model = task.build_model().to(dtype)
-    flat = FlatModel(model, task.loss)
-    return task, flat, flat.initial_weights()
+    setup = set_up_model(config.task, config.num_robots, config.seed, dtype)
+    return setup.task, setup.flat, setup.theta0
 
 
 def evaluate(task: Task, flat: FlatModel, theta: torch.Tensor) -> dict[str, torch.Tensor]:
     metrics = task.evaluate(lambda inputs: flat.forward(theta, inputs.to(theta.device)))
-    if "validation_loss" not in metrics:
-        raise RuntimeError(f"task {task.name} did not report validation_loss")
+    if task.headline_metric not in metrics:
+        raise RuntimeError(f"task {task.name} did not report {task.headline_metric}")
     return {name: value.detach().cpu().double() for name, value in metrics.items()}
 
 
@@ -69,10 +73,8 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
                   theta0: torch.Tensor, report: RoundReport | None = None,
                   ) -> tuple[Curves, dict[str, Any], torch.Tensor, Task]:
     """Train one algorithm for ``config.rounds`` rounds; returns its curves, final values, weights and task."""
-    dtype = theta0.dtype
-    torch.manual_seed(config.seed)
-    task = build_task(config.task, config.num_robots, config.seed)
-    flat = FlatModel(task.build_model().to(dtype=dtype, device=config.device), task.loss)
+    setup = set_up_model(config.task, config.num_robots, config.seed, theta0.dtype, config.device)
+    task, flat = setup.task, setup.flat
     if is_centralized(algorithm_config):
         theta = theta0[None, :]
         data = TeamData([task.pooled_data()], config.seed)
@@ -82,14 +84,18 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
         data = TeamData(task.robot_data(config.num_robots), config.seed)
         graph = build_graph(config.graph)
     algorithm = build_algorithm(algorithm_config, flat, theta.to(config.device))
-    task.advance(0)
+
+    def current_models(inputs: torch.Tensor) -> torch.Tensor:  # on-policy tasks act with these
+        return flat.forward(algorithm.theta, inputs.to(algorithm.theta.device))
+
+    task.advance(0, current_models)
     team = SimulatedTeam(algorithm, graph, data, config.wire_encoding)
     curves = Curves()
     training_loss = 0.0
     rejected = 0
     for round_index in range(config.rounds):
         if round_index > 0:
-            task.advance(round_index)
+            task.advance(round_index, current_models)
         stats = team.run_round(task.positions())
         training_loss = float(stats.training_loss.mean())
         rejected += int(stats.rejected.sum())
@@ -100,6 +106,8 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
             values = {metric: float(value.mean()) for metric, value in metrics.items()}
             values["training_loss"] = training_loss
             values["consensus_error"] = consensus_error(algorithm.theta)
+            if task.environment_steps_per_round:
+                values["environment_steps"] = float((round_index + 1) * task.environment_steps_per_round)
             curves.add(round_index + 1, values)
         if report is not None:
             report(round_index + 1, values)
@@ -145,10 +153,13 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
-    _, flat, theta0 = initial_weights(config, dtype)
+    task0, flat, theta0 = initial_weights(config, dtype)
+    headline = task0.headline_metric
     static = config.graph.kind != "disk"
     results: dict[str, Any] = {
         "config": config.dump(),
+        "headline_metric": headline,
+        "curve_x": "environment_steps" if task0.environment_steps_per_round else "round",
         "num_params": flat.spec.numel,
         "graph": describe(build_graph(config.graph).graph_at(0)) if static else {"kind": "disk", "radius": config.graph.radius},
         "algorithms": {},
@@ -165,7 +176,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
             progress.update(bars[name], completed=done)
             if values is None:
                 return
-            progress.update(bars[name], status=f"val loss {values['validation_loss']:.4g}")
+            progress.update(bars[name], status=f"{headline.replace('_', ' ')} {values[headline]:.4g}")
             if not progress.console.is_terminal:  # logs and CI get a line per evaluation
                 progress.console.log(f"{name} round {done}/{config.rounds}: "
                                      + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
@@ -215,7 +226,8 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
 
 
 def summary_table(results: dict[str, Any]) -> Table:
-    metric_names = [m for m in ("validation_loss", "accuracy", "occupancy_iou", "consensus_error")
+    metric_names = [m for m in ("validation_loss", "accuracy", "occupancy_iou", "episode_reward", "captures",
+                                "action_disagreement", "consensus_error")
                     if any(m in a["final"] for a in results["algorithms"].values())]
     table = Table(title=f"{results['config']['name']}: final values (mean over robots)")
     table.add_column("algorithm")

@@ -2,7 +2,8 @@
 
 The map is the robot's network (the core's :class:`~dinno_core.tasks.mapping.model.FourierMLP`)
 evaluated at the cell centres of the task's evaluation grid (``task.grid``: the plan's known
-bounds at ``validation_grid_resolution`` metres, row 0 = top), in one batched forward pass.
+bounds at ``validation_grid_resolution`` metres, row 0 = top) by the core's
+``MappingTask.render_map``.
 
 * :func:`occupancy_grid` follows the ``map_server`` conventions RViz expects: ``info.resolution``
   metres per cell, ``info.origin`` = world pose of the lower-left corner of cell (0, 0), ``data``
@@ -28,23 +29,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 MAP_TOPIC = "dinno/map"
 MAP_IMAGE_TOPIC = "dinno/map_image"
-
-def predict_occupancy(flat: Any, theta: torch.Tensor, centres: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Occupancy probabilities at world points ``centres [..., 2]`` for flat weights ``theta [n]``.
-
-    ``flat`` is the core's :class:`~dinno_core.params.FlatModel` of the task's model; one batched
-    forward pass per ``chunk`` points. Returns float32 ``[...]`` in [0, 1].
-    """
-    points = torch.from_numpy(np.ascontiguousarray(centres, dtype=np.float32).reshape(-1, 2))
-    weights = theta.detach().reshape(1, -1)
-    with torch.no_grad():
-        logits = torch.cat([flat.forward(weights, points[i : i + chunk])[0] for i in range(0, len(points), chunk)])
-    return torch.sigmoid(logits.float()).numpy().reshape(centres.shape[:-1])
-
 
 def occupancy_values(probability: np.ndarray, unknown: np.ndarray | None = None) -> np.ndarray:
     """int8 ``[H, W]`` occupancy in percent (0..100), -1 where ``unknown``; NaN counts as unknown."""
@@ -112,22 +99,21 @@ def map_image(probability: np.ndarray, frame_id: str, stamp: Any = None) -> Any:
 class MapPublisher:
     """Publishes a mapping robot's map every ``every`` rounds (from the training thread).
 
-    ``occupancy(centres [..., 2]) -> probabilities [...]`` evaluates the robot's current network
-    (:meth:`dinno_ros.trainer.RobotTrainer.occupancy`); ``grid`` is the task's evaluation grid.
+    ``render() -> probabilities [H, W]`` evaluates the robot's current network on the task's
+    evaluation grid ``grid`` (:meth:`dinno_ros.trainer.RobotTrainer.render_map`).
     """
 
-    def __init__(self, node: Any, occupancy: Callable[[np.ndarray], np.ndarray], grid: Any, every: int,
+    def __init__(self, node: Any, render: Callable[[], np.ndarray], grid: Any, every: int,
                  frame_id: str = "map", last_round: int = 0) -> None:
         from nav_msgs.msg import OccupancyGrid
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
         self.node = node
-        self.occupancy = occupancy
+        self.render = render
         self.every = int(every)
         self.frame_id = frame_id
         self.last_round = int(last_round)
-        self.centres = grid.centres
         self.resolution = float(grid.resolution)
         self.origin = (float(grid.xmin), float(grid.ymin))
         latched = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -142,12 +128,8 @@ class MapPublisher:
         grid = trainer.map_grid
         if options.map_publish_every <= 0 or grid is None:
             return None
-        return cls(node, trainer.occupancy, grid, options.map_publish_every, options.map_frame,
+        return cls(node, trainer.render_map, grid, options.map_publish_every, options.map_frame,
                    trainer.settings.rounds)
-
-    def render(self) -> np.ndarray:
-        """The current map: probabilities ``[H, W]`` (row 0 = top)."""
-        return self.occupancy(self.centres)
 
     def publish(self) -> None:
         probability = self.render()
@@ -174,5 +156,4 @@ __all__ = [
     "map_image",
     "occupancy_grid",
     "occupancy_values",
-    "predict_occupancy",
 ]

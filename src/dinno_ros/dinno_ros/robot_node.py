@@ -49,6 +49,7 @@ from std_msgs.msg import Float32
 from dinno_msgs.msg import RobotStatus, WeightUpdate
 from dinno_ros.data_sources import yaw_from_quaternion
 from dinno_ros.map_output import MapPublisher
+from dinno_ros.dds_profile import use_default_profile
 from dinno_ros.monitoring import BytesSent, diagnose, diagnostics_message, status_message
 from dinno_ros.node_main import init_node, spin_until, tear_down
 from dinno_ros.node_parameters import declare_specs, parameter_overrides
@@ -58,8 +59,6 @@ from dinno_ros.trainer import RobotTrainer, RoundReport
 from dinno_ros.weights_codec import ENCODINGS, to_message
 
 NODE_NAME = "dinno_robot"
-READER_DEPTH = 10
-"""History depth of the weight subscriptions (see RobotNode.__init__)."""
 
 
 class RobotNode(Node):
@@ -94,7 +93,7 @@ class RobotNode(Node):
         # of the reader's history before the executor takes it. Same reliability and durability,
         # so the QoS stays compatible; the history depth is not part of QoS matching.
         reader_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                history=HistoryPolicy.KEEP_LAST, depth=max(READER_DEPTH, options.weights_qos_depth))
+                                history=HistoryPolicy.KEEP_LAST, depth=max(options.weights_reader_depth, options.weights_qos_depth))
         me = settings.robot_id
         teammates = [r for r in settings.team if r != me]
         self._weight_subs = []
@@ -168,7 +167,7 @@ class RobotNode(Node):
         """The trainer's ``publish`` port (raises EncodingError: the trainer counts it)."""
         msg = to_message(values, sender=self.settings.robot_id, round_index=round_index,
                          fingerprint=self.trainer.fingerprint, degree=degree, encoding=self._encoding,
-                         stamp=self.get_clock().now().to_msg())
+                         stamp=self.get_clock().now().to_msg(), **self.trainer.wire_fields(round_index))
         self.weights_pub.publish(msg)
         self._bytes_sent.add(len(msg.payload))
 
@@ -231,6 +230,7 @@ class RobotNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_default_profile()  # before rclpy.init: Fast DDS reads it with the first participant
     node = init_node(RobotNode, "robot_node", sys.argv if argv is None else argv)
     if node is None:
         return 2

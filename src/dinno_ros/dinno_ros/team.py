@@ -39,12 +39,10 @@ import argparse
 import json
 import math
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,249 +52,26 @@ from rich.live import Live
 from rich.text import Text
 
 from dinno_ros.progress import TeamProgress, create_status_monitor
-from dinno_ros.team_spec import (
-    ConfigError,
-    ProcessSpec,
-    TeamConfig,
-    TeamSpec,
-    build_team_spec,
-    command_line,
-    load_team_config,
-    process_command,
-    write_params_files,
-)
+from dinno_core.config import ConfigError
+from dinno_core.plots import save_curves
+from dinno_ros.message_auth import TEAM_KEY_ENV, write_team_key
+from dinno_ros.team_config import TeamConfig, load_team_config
+from dinno_ros.process_spec import write_params_files
+from dinno_ros.supervisor import Child, StopSignals, Supervisor, clean_fastdds_shm
+from dinno_ros.team_spec import build_team_spec, check_robot_parameters
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-_CLEAN_EXIT_CODES = {0, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
-
-
-_EXEC_WITH_PARENT_DEATH_SIGNAL = (
-    "import ctypes, os, signal, sys\n"
-    "if sys.platform.startswith('linux'):\n"
-    "    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit(143)  # dinno-team died before the prctl\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
-"""A tiny launcher: asks the kernel to SIGTERM the process when dinno-team dies, then execs the
-real command (same PID). Thread-safe, unlike a ``preexec_fn``: dinno-team's rclpy and rich
-threads are already running when it starts children."""
-
-
-def _with_parent_death_signal(command: list[str], python: str) -> list[str]:
-    return [python, "-c", _EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()), *command]
-
-
-@dataclass
-class Child:
-    """One started process and what happened to it."""
-
-    spec: ProcessSpec
-    command: list[str]
-    log_path: Path
-    params_file: str
-    popen: subprocess.Popen | None = None
-    started_at: float = 0.0
-    exit_code: int | None = None
-    ended_at: float | None = None
-    state: str = "starting"
-    signals_sent: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.popen is not None and self.exit_code is None
-
-    @property
-    def failed(self) -> bool:
-        return self.state in ("crashed", "killed", "failed", "failed to start")
-
-
-class Supervisor:
-    """Starts, watches and stops a team's processes."""
-
-    def __init__(self, spec: TeamSpec, params_files: dict[str, str], log_dir: Path,
-                 env: dict[str, str], python: str = sys.executable) -> None:
-        self.spec = spec
-        self.env = env
-        self.python = python
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.children = [
-            Child(spec=process, command=process_command(process, python, params_files[process.key]),
-                  log_path=log_dir / f"{process.key}.log", params_file=params_files[process.key])
-            for process in spec.processes
-        ]
-
-    @property
-    def robots(self) -> list[Child]:
-        return [c for c in self.children if c.spec.role == "robot"]
-
-    def start(self) -> None:
-        for child in self.children:
-            with open(child.log_path, "wb") as log:
-                log.write(f"$ {command_line(child.command)}\n".encode())
-                log.flush()
-                try:
-                    child.popen = subprocess.Popen(
-                        _with_parent_death_signal(child.command, self.python), stdin=subprocess.DEVNULL,
-                        stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
-                    )
-                except OSError as error:
-                    child.state, child.error = "failed to start", str(error)
-                    continue
-            child.started_at = time.monotonic()
-            child.state = "running"
-
-    def poll(self) -> list[Child]:
-        """Collect exits; returns the children that exited since the last call."""
-        exited = []
-        for child in self.children:
-            if child.running and child.popen.poll() is not None:
-                child.exit_code = child.popen.returncode
-                child.ended_at = time.monotonic()
-                child.state = self._exit_state(child)
-                exited.append(child)
-        return exited
-
-    def _exit_state(self, child: Child) -> str:
-        code = child.exit_code
-        if "SIGKILL" in child.signals_sent:
-            return "killed"
-        if not child.signals_sent:
-            return "finished" if code == 0 else "crashed"
-        return "stopped" if code in _CLEAN_EXIT_CODES else "failed"
-
-    def all_robots_exited(self) -> bool:
-        return all(not c.running for c in self.robots)
-
-    def signal_running(self, sig: signal.Signals) -> None:
-        for child in self.children:
-            if child.running:
-                try:
-                    child.popen.send_signal(sig)
-                except ProcessLookupError:
-                    continue
-                child.signals_sent.append(sig.name)
-                if child.state == "running":
-                    child.state = "stopping"
-
-    @property
-    def any_running(self) -> bool:
-        return any(c.running for c in self.children)
-
-    @property
-    def killed_any(self) -> bool:
-        return any("SIGKILL" in c.signals_sent for c in self.children)
-
-    def summary(self, results_dir: Path) -> dict[str, Any]:
-        out = {}
-        for child in self.children:
-            out[child.spec.key] = {
-                "role": child.spec.role,
-                "node": child.spec.fully_qualified_name,
-                "state": child.state,
-                "exit_code": child.exit_code,
-                "signals_sent": child.signals_sent,
-                "seconds": None if child.ended_at is None else round(child.ended_at - child.started_at, 3),
-                "command": command_line(child.command),
-                "params_file": _relative(child.params_file, results_dir),
-                "log": _relative(child.log_path, results_dir),
-                **({"error": child.error} if child.error else {}),
-            }
-        return out
-
-
-def _relative(path: str | Path, base: Path) -> str:
-    try:
-        return str(Path(path).relative_to(base))
-    except ValueError:
-        return str(path)
-
-
-class _StopSignals:
-    """SIGINT/SIGTERM handlers: the first asks for a stop, later ones hurry it along."""
-
-    def __init__(self) -> None:
-        self.received: signal.Signals | None = None
-        self.count = 0
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopSignals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.count += 1
-        if self.received is None:
-            self.received = signal.Signals(signum)
-
-
-def clean_fastdds_shm(env: dict[str, str]) -> str:
-    """Run Fast DDS' shared-memory cleaner in a subprocess; returns its report.
-
-    Subprocess, not in-process: the cleaner probes lock files with fcntl locks, and closing
-    such a file in a process that holds a lock on it would drop that process's own lock.
-    """
-    candidates = [Path(sys.prefix) / "tools" / "fastdds"]
-    candidates += [Path(p) / "tools" / "fastdds" for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    for tools in candidates:
-        if (tools / "shm" / "clean.py").is_file():
-            code = "import sys; sys.path.insert(0, sys.argv[1]); from shm.clean import Clean; Clean().run(False)"
-            command = [sys.executable, "-c", code, str(tools)]
-            break
-    else:
-        fastdds = shutil.which("fastdds", path=env.get("PATH"))
-        if fastdds is None:
-            return "Fast DDS shm cleaner not found; run `fastdds shm clean` by hand"
-        command = [fastdds, "shm", "clean"]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"fastdds shm clean failed: {error}"
-    return (done.stdout + done.stderr).strip().replace("\n", "; ")
 
 
 def plot_history(history: dict[str, dict[str, list]], out_dir: Path, title: str) -> list[Path]:
     """``training_loss.png`` and ``consensus_error.png``: one curve per robot against round."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     written = []
     for metric in ("training_loss", "consensus_error"):
-        figure, axes = plt.subplots(figsize=(6, 4))
-        finite = {robot: [(r, v) for r, v in zip(curves["round"], curves[metric]) if v is not None and math.isfinite(v)]
-                  for robot, curves in history.items()}
+        series = {robot: (curves["round"], curves[metric]) for robot, curves in history.items()}
         # Log scale over the positive values (the first round's consensus error is exactly 0).
-        log_scale = any(v > 0 for points in finite.values() for _, v in points)
-        plotted = False
-        for robot, points in finite.items():
-            points = [(r, v) for r, v in points if v > 0] if log_scale else points
-            if points:
-                rounds, values = zip(*points)
-                axes.plot(rounds, values, label=robot)
-                plotted = True
-        axes.set_xlabel("round")
-        axes.set_ylabel(metric.replace("_", " "))
-        if plotted and log_scale:
-            axes.set_yscale("log")
-        if plotted:
-            axes.legend(fontsize="small")
-        else:
-            axes.text(0.5, 0.5, "no status received", ha="center", va="center", transform=axes.transAxes)
-        axes.grid(alpha=0.3)
-        axes.set_title(f"{title}: {metric.replace('_', ' ')} per robot")
-        figure.tight_layout()
-        path = out_dir / f"{metric}.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        log_scale = any(v is not None and math.isfinite(v) and v > 0 for _, ys in series.values() for v in ys)
+        written.append(save_curves(series, metric, f"{title}: {metric.replace('_', ' ')} per robot",
+                                   out_dir / f"{metric}.png", log_scale, legend_size="small"))
     return written
 
 
@@ -309,38 +84,17 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
         return None, f"{path}: {error}"
 
 
-def unknown_robot_parameters(process: ProcessSpec) -> list[str]:
-    """Parameters in a robot's spec that the robot node does not declare (it would exit with 2).
+@dataclass
+class TeamResult:
+    """What a team run produced: the exit status (see the module docstring) and everything
+    written to ``team.json``."""
 
-    Uses the node's own parameter list (:func:`dinno_ros.parameters.robot_parameters`: its
-    settings models and the ``algorithm.*`` / ``task.*`` parameters generated from the core's
-    models), so the check is the node's.
-    """
-    from dinno_ros.parameters import ALWAYS_ALLOWED, robot_parameters
-
-    params = process.parameters
-    known = {p.name for p in robot_parameters(params.get("algorithm.kind"), params.get("task.name"))}
-    return sorted(set(params) - known - set(ALWAYS_ALLOWED))
-
-
-def check_robot_parameters(spec: TeamSpec) -> None:
-    """:class:`ConfigError` naming each robot parameter the node would reject, found with the
-    node's own validation (:func:`dinno_ros.parameters.validate_robot`) before anything starts."""
-    from dinno_ros.parameters import validate_robot
-
-    problems = []
-    for process in spec.robot_processes:
-        try:
-            validate_robot(process.parameters)
-        except ConfigError as error:
-            problems += [f"  {process.key}: {line}" for line in str(error).splitlines()]
-    if problems:
-        raise ConfigError("invalid team config (robot parameters from 'parameters', 'robot_overrides' or the "
-                          "team settings)\n" + "\n".join(problems))
+    exit_code: int
+    team: dict[str, Any]
 
 
 class TeamRun:
-    """One run of a team: start, watch, stop, collect."""
+    """One run of a team: start, watch, stop, collect (:meth:`run` returns a :class:`TeamResult`)."""
 
     def __init__(self, config: TeamConfig, out_dir: Path, duration: float | None, console: Console,
                  live: bool, env: dict[str, str] | None = None) -> None:
@@ -361,11 +115,24 @@ class TeamRun:
         for robot in self.spec.robots:  # a stale file from an earlier run must not pass as this run's
             (out / "robots" / f"{robot}.json").unlink(missing_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(self.config.dump(), sort_keys=False))
-        params = write_params_files(self.spec, out / "params")
-        return Supervisor(self.spec, params, out / "logs", self.env)
+        params = write_params_files(self.spec.processes, out / "params")
+        self._provide_team_key()
+        return Supervisor(self.spec.processes, params, out / "logs", self.env)
 
-    def run(self) -> int:
-        """Start, watch, stop and collect; the exit status (see the module docstring)."""
+    def _provide_team_key(self) -> None:
+        """Robots sign their weights with a team key: unless the config or the environment names one
+        (``parameters.team_key_file`` / ``DINNO_TEAM_KEY_FILE``) or asks for ``auth: open``, this
+        run's robots share ``<out>/team.key`` (created once, mode 600, kept for later runs)."""
+        params = self.config.parameters
+        if self.env.get(TEAM_KEY_ENV) or params.get("team_key_file") or params.get("auth") == "open":
+            return
+        path = self.out_dir / "team.key"
+        if not path.exists():
+            write_team_key(path)
+        self.env[TEAM_KEY_ENV] = str(path)
+
+    def run(self) -> TeamResult:
+        """Start, watch, stop and collect; the exit status and the results."""
         supervisor = self.prepare()
         progress = TeamProgress(self.spec.robots, self.spec.rounds,
                                 extra=[p.key for p in self.spec.processes if p.role != "robot"])
@@ -374,7 +141,7 @@ class TeamRun:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
-        with _StopSignals() as signals:
+        with StopSignals() as signals:
             context = rclpy.Context()
             rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
             executor = SingleThreadedExecutor(context=context)
@@ -402,7 +169,7 @@ class TeamRun:
         shm_report = clean_fastdds_shm(self.env) if supervisor.killed_any else None
         self._sync_states(supervisor, progress)
         results = self._collect(supervisor, progress, time.monotonic() - started, signals.received, shm_report)
-        return self._exit_code(supervisor, signals.received, results)
+        return TeamResult(self._exit_code(supervisor, signals.received), results)
 
     # -- phases ---------------------------------------------------------------------------
 
@@ -412,7 +179,7 @@ class TeamRun:
         return None
 
     def _watch(self, supervisor: Supervisor, progress: TeamProgress, executor: Any,
-               signals: _StopSignals, started: float) -> None:
+               signals: StopSignals, started: float) -> None:
         live = self._display()
         last_line = time.monotonic()
         if live is not None:
@@ -449,7 +216,7 @@ class TeamRun:
             self.console.print(Text(f"{child.spec.key} {child.state} (exit code {child.exit_code}); "
                                     f"see {child.log_path}", style="red"))
 
-    def _stop(self, supervisor: Supervisor, progress: TeamProgress, executor: Any, signals: _StopSignals) -> None:
+    def _stop(self, supervisor: Supervisor, progress: TeamProgress, executor: Any, signals: StopSignals) -> None:
         if not supervisor.any_running:
             return
         self.console.print(f"stopping ({self.stop_reason})", highlight=False)
@@ -538,7 +305,7 @@ class TeamRun:
         self.console.print(f"results written to {self.out_dir / 'team.json'}", highlight=False)
 
     @staticmethod
-    def _exit_code(supervisor: Supervisor, received: signal.Signals | None, results: dict[str, Any]) -> int:
+    def _exit_code(supervisor: Supervisor, received: signal.Signals | None) -> int:
         if any(c.failed for c in supervisor.children):
             return EXIT_FAILURE
         if received is not None:
@@ -578,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         console.print(Text(f"{args.config}: {error}", style="red"))
         return EXIT_CONFIG
-    return run.run()
+    return run.run().exit_code
 
 
 if __name__ == "__main__":

@@ -3,9 +3,8 @@
 The robot is the core's algorithm with ``R = 1``, built exactly as the simulated team builds
 robot ``i`` (see ``test_batched_team_equals_robots_stepped_one_at_a_time``):
 
-* ``torch.manual_seed(seed)``, ``task = build_task(task_config, N, seed)``,
-  ``model = task.build_model()`` → the same initial weights on every robot
-  (what ``dinno_core.experiment.initial_weights`` does);
+* :func:`dinno_core.config.set_up_model` (seed → task → flat model → initial weights) → the
+  same initial weights on every robot, as in the simulated team;
 * ``build_algorithm(config, flat_model, theta0[None])``;
 * ``TeamData([dataset_i], seed, robot_indices=[i])`` → the same minibatch generator as robot
   ``i`` of the simulated team;
@@ -27,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import os
 import threading
 import time
@@ -40,14 +40,16 @@ import torch
 from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
-from dinno_core.config import ConfigError, build_task
+from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
+from dinno_core.checkpoint import CheckpointError, claim_checkpoint_path, load_checkpoint, restore, save_checkpoint, write_json
+from dinno_core.config import set_up_model
 from dinno_core.graphs import disk_graph
-from dinno_core.params import FlatModel
 from dinno_core.team import TeamData
-from dinno_ros.checkpoint import load_checkpoint, save_checkpoint, write_json
 from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
+from dinno_ros.message_auth import TeamKey
 from dinno_ros.robot_settings import RobotSettings
+from dinno_ros.update_guard import GuardLimits, UpdateGuard
 from dinno_ros.weights_codec import EncodingError
 
 INLINE_WEIGHTS_MAX = 100_000
@@ -74,6 +76,10 @@ class RoundReport:
     rejected: bool
     messages_dropped: int = 0
     """Weight messages dropped so far (all reasons)."""
+    dual_probe: float = float("nan")
+    """``<p_i, u>`` (DiNNO): the team's sum is zero while the edge duals cancel."""
+    dual_reverted: int = 0
+    dual_expired: int = 0
 
 
 @dataclass
@@ -93,6 +99,9 @@ class TrainerState:
     catch_ups: list[CatchUp] = field(default_factory=list)
     last_report: RoundReport | None = None
     finished: bool = False
+    training_started: float | None = None
+    """Monotonic clock when the first round began (after the start-up wait for the neighbours)."""
+    last_step_at: float | None = None
 
 
 def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
@@ -121,11 +130,9 @@ class RobotTrainer:
         self._publish = publish
         self._on_round = on_round
         self.log = log or logging.getLogger("dinno_ros.trainer")
-        torch.manual_seed(settings.seed)
-        self.task = build_task(settings.task, len(settings.team), settings.seed)
-        model = self.task.build_model().to(settings.torch_dtype)
-        self.flat = FlatModel(model, self.task.loss)
-        theta0 = self.flat.initial_weights()[None, :].clone()
+        setup = set_up_model(settings.task, len(settings.team), settings.seed, settings.torch_dtype)
+        self.task, self.flat = setup.task, setup.flat
+        theta0 = setup.theta0[None, :].clone()
         self.source = make_source(self.task, settings)
         self.data = TeamData([self.source.local_data], settings.seed, robot_indices=[settings.index])
         self.algorithm = build_algorithm(settings.algorithm, self.flat, theta0)
@@ -134,8 +141,13 @@ class RobotTrainer:
         self.exchange = RoundExchange(
             settings.robot_id, settings.team, fingerprint=self.fingerprint, num_params=self.num_params,
             num_vectors=self.algorithm.payload_vectors, neighbours=settings.neighbours,
-            max_round_lead=settings.max_round_lead,
+            max_round_lead=settings.max_round_lead, key=self._team_key(settings),
+            guard=UpdateGuard(GuardLimits(settings.max_weight_distance, settings.max_weight_step,
+                                          settings.weight_scale)),
+            absent_after=settings.absent_after,
         )
+        self.session = secrets.randbits(64)
+        """This process's session id, sent with every message (duplicate robot ids show as two)."""
         self.state = TrainerState()
         self._poses: dict[str, tuple[float, float]] = {}
         self._poses_lock = threading.Lock()
@@ -146,7 +158,21 @@ class RobotTrainer:
         self._lock = threading.Lock()  # guards algorithm state between the training thread and saves
         if settings.resume:
             self._resume()
+        self._claim_checkpoint_path()
         self.exchange.begin_round(self.algorithm.round)
+        self.exchange.restart_acknowledgements(self.algorithm.round)
+        self._set_reference()
+
+    @staticmethod
+    def _team_key(settings: RobotSettings) -> TeamKey | None:
+        """The team key (``auth: hmac``); a missing or bad file is a ConfigError naming it."""
+        return TeamKey.from_file(settings.team_key_file) if settings.auth == "hmac" else None
+
+    def wire_fields(self, round_index: int) -> dict[str, Any]:
+        """What a weight message of round ``round_index`` carries besides the weights: this process's
+        session, the acknowledgements of the neighbours' rounds, and the key that signs it."""
+        return {"session": self.session, "acks": self.exchange.acknowledgements(round_index),
+                "key": self.exchange.key}
 
     # ------------------------------------------------------------------ what the node hands in
 
@@ -220,11 +246,10 @@ class RobotTrainer:
         """The task's evaluation grid when it has a map (mapping task), else None."""
         return getattr(self.task, "grid", None)
 
-    def occupancy(self, points: np.ndarray) -> np.ndarray:
-        """Occupancy probabilities of the current network at world points ``[..., 2]`` (mapping)."""
-        from dinno_ros.map_output import predict_occupancy
-
-        return predict_occupancy(self.flat, self.current_weights(), points)
+    def render_map(self) -> np.ndarray:
+        """The current network's occupancy probabilities on :attr:`map_grid` (mapping task; the
+        core's :meth:`~dinno_core.tasks.mapping.task.MappingTask.render_map`)."""
+        return self.task.render_map(self.current_weights())
 
     def diagnostics(self) -> tuple[ExchangeSnapshot, dict[str, Any]]:
         """The exchange's counters and the trainer's own values, for ``/diagnostics``."""
@@ -235,7 +260,10 @@ class RobotTrainer:
             "catch_ups": len(state.catch_ups), "rejected_updates": state.rejected_updates,
             "not_sent_non_finite": state.not_sent_non_finite,
             "training_loss": None if report is None else report.training_loss,
-            "neighbour_distance": None if report is None else report.neighbour_distance}
+            "neighbour_distance": None if report is None else report.neighbour_distance,
+            "dual_probe": None if report is None else report.dual_probe,
+            "dual_reverted": 0 if report is None else report.dual_reverted,
+            "dual_expired": 0 if report is None else report.dual_expired}
         extra.update({f"data.{k}": v for k, v in self.source.stats().items()})
         return self.exchange.snapshot(), extra
 
@@ -247,20 +275,29 @@ class RobotTrainer:
 
     def _resume(self) -> None:
         path = self.settings.checkpoint_path
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             self.log.warning(f"resume requested but {path} does not exist: starting from round 0")
             return
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, required=("robot_id", "fingerprint", "kind", "num_params", "algorithm",
+                                                "algorithm.theta", "algorithm.round", "data"))
         mine = {"robot_id": self.settings.robot_id, "fingerprint": self.fingerprint,
                 "kind": self.settings.algorithm.kind, "num_params": self.num_params}
         wrong = {k: state.get(k) for k, v in mine.items() if state.get(k) != v}
         if wrong:
-            raise ConfigError(f"parameter 'checkpoint_path': {path} does not belong to this robot/model: "
-                              f"it has {wrong}, expected {mine}")
-        self.algorithm.load_state_dict(state["algorithm"])
-        self.data.load_state_dict(state["data"])
+            raise CheckpointError(path, f"does not belong to this robot/model: it has {wrong}, expected {mine}")
+        restore(path, lambda: (self.algorithm.load_state_dict(state["algorithm"]),
+                               self.data.load_state_dict(state["data"])))
         self.resumed_from = self.algorithm.round
         self.log.info(f"resumed from {path} at round {self.algorithm.round}")
+
+    def _claim_checkpoint_path(self) -> None:
+        """Never overwrite a checkpoint this run did not resume from: keep it aside first."""
+        if not self.settings.checkpoint_path:
+            return
+        aside = claim_checkpoint_path(self.settings.checkpoint_path, resuming=self.resumed_from is not None)
+        if aside is not None:
+            self.log.warning(f"{self.settings.checkpoint_path} held a checkpoint this run did not resume from "
+                             f"(resume is off): kept it as {aside}")
 
     def checkpoint_state(self) -> dict[str, Any]:
         with self._lock:
@@ -308,6 +345,8 @@ class RobotTrainer:
                 self.log.warning(f"starting without having heard {', '.join(silent)} "
                                  f"after {self.settings.startup_timeout:g} s")
         rounds = self.settings.rounds
+        self.state.training_started = time.monotonic()
+        self.log.info(f"started training at round {self.algorithm.round}")
         while not stop.is_set():
             if rounds and self.algorithm.round >= rounds:
                 self.state.finished = True
@@ -353,21 +392,48 @@ class RobotTrainer:
             self.log.error(f"round {self.algorithm.round}: not sending weights: {error}")
 
     def _inbox(self, inputs: RoundInputs) -> Inbox:
+        """One slot per expected neighbour (absent ones masked), with its team index and its newest
+        acknowledgement of our rounds, so DiNNO can reconcile its edge duals."""
         dtype = self.settings.torch_dtype
-        received = list(inputs.neighbours.values())
-        if not received:
+        expected = list(inputs.expected) or list(inputs.neighbours)
+        if not expected:
             return Inbox.empty(1, self.algorithm.payload_vectors, self.num_params, dtype)
-        payloads = torch.from_numpy(np.stack([r.values for r in received])).to(dtype)[None]
-        return Inbox(payloads=payloads, mask=torch.ones(1, len(received), dtype=torch.bool),
-                     sender_degrees=torch.tensor([[float(r.degree) for r in received]], dtype=dtype))
+        present = [j for j in expected if j in inputs.neighbours]
+        payloads = torch.zeros(1, len(expected), self.algorithm.payload_vectors, self.num_params, dtype=dtype)
+        mask = torch.tensor([[j in inputs.neighbours for j in expected]])
+        if present:
+            payloads[0, mask[0]] = torch.from_numpy(np.stack([inputs.neighbours[j].values for j in present])).to(dtype)
+        degrees = torch.tensor([[float(inputs.neighbours[j].degree) if j in inputs.neighbours else 0.0
+                                 for j in expected]], dtype=dtype)
+        acks = [inputs.acks.get(j, (-1, 0, 0)) for j in expected]
+        return Inbox(payloads=payloads, mask=mask, sender_degrees=degrees,
+                     senders=torch.tensor([[self.settings.team.index(j) for j in expected]]),
+                     acks=Acknowledgements(round=torch.tensor([[a[0] for a in acks]]),
+                                           bits=torch.tensor([[a[1] for a in acks]]),
+                                           span=torch.tensor([[a[2] for a in acks]])))
+
+    def _set_reference(self) -> None:
+        """This robot's weights are the bounded-change check's reference for its neighbours'."""
+        if self.exchange.guard is not None:
+            self.exchange.guard.set_reference(self.algorithm.theta[0].detach().cpu().numpy())
+
+    def dual_monitor(self) -> tuple[float, int, int]:
+        """``(dual_probe, reverted, expired)`` of DiNNO's edge duals (NaN, 0, 0 for other algorithms)."""
+        dual = getattr(self.algorithm, "dual", None)
+        ledger = getattr(self.algorithm, "ledger", None)
+        if dual is None or ledger is None:
+            return float("nan"), 0, 0
+        return (float(dual_probe(dual, self.fingerprint)[0]), int(ledger.counts["reverted"][0]),
+                int(ledger.counts["expired"][0]))
 
     def _step(self, inputs: RoundInputs) -> None:
         inbox = self._inbox(inputs)
         with self._lock:
             own = self.algorithm.outgoing()[0, 0].clone()
             stats = self.algorithm.step(inbox, self.data.sample)
-        if inbox.payloads.shape[1]:
-            distances = (inbox.payloads[0, :, 0] - own).norm(dim=1)
+        self._set_reference()
+        if inbox.mask.any():
+            distances = (inbox.payloads[0, inbox.mask[0], 0] - own).norm(dim=1)
             neighbour_distance = float(distances.mean())
         else:
             neighbour_distance = float("nan")
@@ -376,6 +442,7 @@ class RobotTrainer:
             rate = 1.0 / (now - self._last_step)
             self._rate = rate if math.isnan(self._rate) else 0.9 * self._rate + 0.1 * rate
         self._last_step = now
+        self.state.last_step_at = now
         rho = getattr(self.algorithm, "rho", None)
         rejected = bool(stats.rejected[0])
         self.state.rounds_stepped += 1
@@ -390,6 +457,7 @@ class RobotTrainer:
             heard=tuple(inputs.neighbours), missing=inputs.missing, timed_out=inputs.timed_out, rejected=rejected,
             messages_dropped=self.exchange.total_dropped,
         )
+        report.dual_probe, report.dual_reverted, report.dual_expired = self.dual_monitor()
         self.state.last_report = report
         self._on_round(report)
 
@@ -406,6 +474,7 @@ class RobotTrainer:
             theta = torch.from_numpy(mean).to(self.settings.torch_dtype)[None]
         with self._lock:
             self.algorithm.jump_to(target, theta)
+        self._set_reference()
         self.state.catch_ups.append(CatchUp(k, target, warm, time.time()))
         self.log.warning(f"behind the team: neighbours are at round {inputs.catch_up_to}, we were at {k}; "
                          f"adopting round {target}" + (" (warm start from their mean)" if warm else ""))
@@ -428,9 +497,12 @@ class RobotTrainer:
             "not_sent_non_finite": self.state.not_sent_non_finite,
             "catch_ups": [vars(c) for c in self.state.catch_ups],
             "drops": snap.drops, "messages_dropped": sum(snap.drops.values()),
+            "dual": dict(zip(("probe", "reverted", "expired"), self.dual_monitor())),
+            "duplicate_ids": sorted(name for name, link in snap.links.items() if link.duplicate),
             "accepted": snap.accepted, "superseded": snap.superseded,
             "links": {name: {"received": link.received, "used": link.used, "missed": link.missed,
-                             "last_round": link.last_round, "drops": dict(link.drops)}
+                             "last_round": link.last_round, "drops": dict(link.drops), "absent": link.absent,
+                             "duplicate": link.duplicate}
                       for name, link in snap.links.items()},
             "neighbours": list(snap.expected),
             "last_metrics": None if report is None else {
@@ -439,6 +511,8 @@ class RobotTrainer:
                 "heard": list(report.heard)},
             "data": self.source.stats(),
             "elapsed_s": time.time() - self.started_unix,
+            "training_s": None if self.state.training_started is None or self.state.last_step_at is None
+            else self.state.last_step_at - self.state.training_started,
             "weights": theta.tolist() if theta.size <= INLINE_WEIGHTS_MAX else None,
         }
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import array
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -170,15 +170,31 @@ class WeightPacket:
     degree: int
     encoding: int
     payload: Any
+    session: int = 0
+    ack_robots: list[str] = field(default_factory=list)
+    ack_bits: list[int] = field(default_factory=list)
+    ack_span: int = 0
+    auth_tag: Any = b""
+
+
+Acks = tuple[list[str], list[int], int]
+"""``(robots, bits, span)``: what :meth:`dinno_ros.exchange.RoundExchange.acknowledgements` returns."""
+NO_ACKS: Acks = ([], [], 0)
 
 
 def to_packet(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
-              encoding: int = ENCODING_FLOAT32) -> WeightPacket:
-    """``values [m, n]`` → :class:`WeightPacket` (no ROS)."""
+              encoding: int = ENCODING_FLOAT32, session: int = 0, acks: Acks = NO_ACKS,
+              key: Any = None) -> WeightPacket:
+    """``values [m, n]`` → :class:`WeightPacket` (no ROS); signed when ``key`` (a
+    :class:`dinno_ros.message_auth.TeamKey`) is given."""
     _check_header(round_index, degree, fingerprint)
     payload, m, n = encode_values(values, encoding)
-    return WeightPacket(sender=sender, round=round_index, fingerprint=fingerprint, num_params=n,
-                        num_vectors=m, degree=degree, encoding=encoding, payload=payload)
+    packet = WeightPacket(sender=sender, round=round_index, fingerprint=fingerprint, num_params=n,
+                          num_vectors=m, degree=degree, encoding=encoding, payload=payload, session=session,
+                          ack_robots=list(acks[0]), ack_bits=list(acks[1]), ack_span=acks[2])
+    if key is not None:
+        key.sign(packet)
+    return packet
 
 
 def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
@@ -191,7 +207,8 @@ def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
 
 
 def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
-               encoding: int = ENCODING_FLOAT32, stamp: Any = None) -> Any:
+               encoding: int = ENCODING_FLOAT32, stamp: Any = None, session: int = 0, acks: Acks = NO_ACKS,
+               key: Any = None) -> Any:
     """``values [m, n]`` (numpy or torch) → ``dinno_msgs.msg.WeightUpdate``.
 
     ``stamp`` is a ``builtin_interfaces/Time`` (e.g. ``node.get_clock().now().to_msg()``).
@@ -212,6 +229,12 @@ def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, 
     msg.degree = degree
     msg.encoding = encoding
     msg.payload = payload
+    msg.session = session
+    msg.ack_robots = list(acks[0])
+    msg.ack_bits = array.array("I", acks[1])
+    msg.ack_span = acks[2]
+    if key is not None:
+        key.sign(msg)
     return msg
 
 

@@ -13,6 +13,7 @@ from dinno_core.algorithms.config import (
     LearningRateSchedule,
     LocalConfig,
     OptimizerConfig,
+    PenaltyAdaptationConfig,
 )
 from dinno_core.algorithms.dinno import Dinno
 from dinno_core.algorithms.dsgd import Dsgd
@@ -35,5 +36,6 @@ def build_algorithm(config: AlgorithmConfig, model: FlatModel, theta: Tensor) ->
 __all__ = [
     "AlgorithmConfig", "Dinno", "DinnoConfig", "DistributedAlgorithm", "Dsgd", "DsgdConfig", "Dsgt",
     "DsgtConfig", "Inbox", "LearningRateSchedule", "LocalConfig", "LocalTraining", "OptimizerConfig",
+    "PenaltyAdaptationConfig",
     "RoundStats", "SampleFn", "build_algorithm",
 ]

@@ -41,11 +41,35 @@ class OptimizerConfig(_Strict):
     """Keep moments across rounds; the reference re-creates the optimizer every round."""
 
 
+class PenaltyAdaptationConfig(_Strict):
+    """How DiNNO adapts ρ: ``none`` (the paper's schedule only) or ``residual_balancing``, per
+    robot from local residuals (see :mod:`dinno_core.algorithms.penalty`): ``rho *= tau`` when
+    the primal residual exceeds ``mu`` times the dual residual, ``rho /= tau`` in the opposite
+    case, during the first ``rounds`` rounds only and within ``[rho_min, rho_max]``."""
+
+    kind: Literal["none", "residual_balancing"] = "none"
+    mu: float = Field(10.0, gt=1.0)
+    tau: float = Field(2.0, gt=1.0)
+    rounds: PositiveInt = 200
+    normalized: bool = True
+    """Compare relative residuals (primal / weight norm, dual / dual norm): scale-free."""
+    rho_min: PositiveFloat | None = 1e-6
+    rho_max: PositiveFloat | None = 1e3
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> PenaltyAdaptationConfig:
+        if self.rho_min is not None and self.rho_max is not None and self.rho_min > self.rho_max:
+            raise ValueError(f"rho_min ({self.rho_min}) must not exceed rho_max ({self.rho_max})")
+        return self
+
+
 class DinnoConfig(_Strict):
     kind: Literal["dinno"] = "dinno"
     rho_init: PositiveFloat = 0.5
     rho_scaling: float = Field(1.0, ge=1.0)
     rho_max: PositiveFloat | None = None
+    rho_adaptation: PenaltyAdaptationConfig = PenaltyAdaptationConfig()
+    """Adapt ρ per robot from local residuals in the first rounds (``kind: none``: the paper's schedule)."""
     primal_steps: PositiveInt = 2
     primal_step: Literal["optimizer", "adam_proximal"] = "optimizer"
     """``optimizer``: the paper's step, ``optimizer`` steps on the whole augmented Lagrangian.
@@ -55,6 +79,10 @@ class DinnoConfig(_Strict):
     batch_size: int = 64
     optimizer: OptimizerConfig = OptimizerConfig()
     lr: LearningRateSchedule = LearningRateSchedule(kind="constant", start=5e-3)
+    reconcile_window: int = Field(16, ge=0, le=32)
+    """Rounds an edge's dual increment waits for the neighbour's acknowledgement before it is
+    reverted (:mod:`dinno_core.algorithms.dual_ledger`), so messages lost one way never move
+    the answer. 0: no reconciliation, the paper's per-robot dual (drifts under one-sided loss)."""
 
     @model_validator(mode="after")
     def _proximal_needs_adam(self) -> DinnoConfig:

@@ -6,16 +6,16 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from dinno_core.tasks.mapping.task import MappingTask
+__all__ = ["save_map_figures", "save_team_maps_figure"]
 
-__all__ = ["save_map_figures"]
+MappingTask = Any
+"""A :class:`dinno_core.tasks.mapping.task.MappingTask` (not imported: task.py imports this module)."""
 
 
 def _show(axes, image: np.ndarray, task: MappingTask, title: str, coverage: np.ndarray | None = None) -> None:
@@ -71,3 +71,44 @@ def save_map_figures(task: MappingTask, weights: Mapping[str, Tensor], out_dir: 
     written.append(out_dir / "unseen_regions.json")
     written[-1].write_text(json.dumps(unseen, indent=2))
     return written
+
+
+def save_team_maps_figure(path: Path, task: Any, robot_ids: list[str], team_maps: np.ndarray,
+                          individual_maps: np.ndarray | None, team_metrics: dict[str, list[float]],
+                          individual_metrics: dict[str, list[float]] | None, trace: dict[str, np.ndarray] | None,
+                          title: str) -> Path:
+    """One PNG: ground truth + every team robot's map (top row), every individual robot's map
+    (bottom row), each robot's driven path (``trace["poses"]``) in colour."""
+    grid = task.grid
+    rows = 2 if individual_maps is not None else 1
+    columns = len(robot_ids) + 1
+    aspect = grid.rows / grid.cols
+    figure = Figure(figsize=(2.6 * columns, (2.6 * aspect + 0.55) * rows + 0.4))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    colours = [f"C{i % 10}" for i in range(len(robot_ids))]
+
+    def show(ax: Any, image: np.ndarray, title: str, robot: int | None = None) -> None:
+        ax.imshow(image, cmap="gray_r", vmin=0.0, vmax=1.0, extent=grid.extent, interpolation="nearest")
+        if robot is not None and trace is not None and len(trace["poses"]):
+            xy = trace["poses"][:, robot, :2]
+            ax.plot(xy[:, 0], xy[:, 1], color=colours[robot], linewidth=0.8)
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    truth = np.nan_to_num(task.ground_truth_map(), nan=0.5)
+    show(axes[0, 0], truth, "ground truth")
+    for i, robot in enumerate(robot_ids):
+        show(axes[0, i + 1], team_maps[i], f"team {robot}\nval loss {team_metrics['validation_loss'][i]:.3f} "
+             f"IoU {team_metrics['occupancy_iou'][i]:.2f}", i)
+    if individual_maps is not None and individual_metrics is not None:
+        axes[1, 0].set_axis_off()
+        axes[1, 0].text(0.5, 0.5, "bottom: each robot\nalone (individual),\nsame scans & rounds\n\nlines: the path\neach robot drove",
+                        ha="center", va="center", fontsize=8, transform=axes[1, 0].transAxes)
+        for i, robot in enumerate(robot_ids):
+            show(axes[1, i + 1], individual_maps[i], f"alone {robot}\nval loss "
+                 f"{individual_metrics['validation_loss'][i]:.3f} IoU {individual_metrics['occupancy_iou'][i]:.2f}", i)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path

@@ -222,7 +222,7 @@ class MappingTask(Task):
     def positions(self) -> np.ndarray:
         return self.poses[:, :2].copy()
 
-    def advance(self, round_index: int) -> None:
+    def advance(self, round_index: int, forward: Forward | None = None) -> None:
         """Drive every robot to its poses for round ``round_index`` and take ``scans_per_round`` scans each."""
         for j in range(self.config.scans_per_round):
             scan_index = round_index * self.config.scans_per_round + j
@@ -266,7 +266,10 @@ class MappingTask(Task):
             model = weights
             params = dict(model.named_parameters())
         else:
-            model = self.build_model()
+            if getattr(self, "_render_model", None) is None:
+                with torch.random.fork_rng(devices=[]):  # building a model must not move the caller's RNG
+                    self._render_model = self.build_model()
+            model = self._render_model
             params = ParamSpec.of(model).unflatten(weights.detach().float())
         buffers = dict(model.named_buffers())
         points = torch.from_numpy(self.grid.centres.reshape(-1, 2)).float()
