@@ -24,8 +24,7 @@ Every parameter is generated from a pydantic model (:mod:`dinno_ros.robot_settin
 ranges in its descriptor, and validated once by them before anything starts: an invalid value
 stops the node with exit status 2 and a message naming the parameter and what is allowed.
 
-The node talks to ONE plain object, :class:`~dinno_ros.trainer.RobotTrainer`: it hands it what
-arrives and gets what to send through the two ports it gives the trainer's constructor.
+It talks to ONE plain object, :class:`~dinno_ros.trainer.RobotTrainer` (ports in its constructor).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ import sys
 
 if __name__ == "__main__":  # Ctrl-C while torch and rclpy load: exit 130, no traceback
     signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
-
 import contextlib  # noqa: E402 - after the guard above
 import threading  # noqa: E402
 import time  # noqa: E402

@@ -99,3 +99,19 @@ def results_document(settings: RobotSettings, snap: ExchangeSnapshot, state: Tra
         else state.last_step_at - state.training_started,
         "weights": theta.tolist() if theta.size <= INLINE_WEIGHTS_MAX else None,
     }
+
+
+def diagnostic_values(state: TrainerState, data: dict[str, Any]) -> dict[str, Any]:
+    """The trainer's own values for ``/diagnostics`` (``data``: the data source's counters)."""
+    report = state.last_report
+    values: dict[str, Any] = {
+        "rounds_stepped": state.rounds_stepped, "timeouts": state.timeouts,
+        "catch_ups": len(state.catch_ups), "rejected_updates": state.rejected_updates,
+        "not_sent_non_finite": state.not_sent_non_finite,
+        "training_loss": None if report is None else report.training_loss,
+        "neighbour_distance": None if report is None else report.neighbour_distance,
+        "dual_probe": None if report is None else report.dual_probe,
+        "dual_reverted": 0 if report is None else report.dual_reverted,
+        "dual_expired": 0 if report is None else report.dual_expired}
+    values.update({f"data.{k}": v for k, v in data.items()})
+    return values
