@@ -15,7 +15,8 @@ Topics (relative names land in the robot's namespace):
   ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``);
 * with ``communication_radius``: subscribes to ``odom`` and every teammate's
   ``neighbour_odom_topic`` (default ``/{robot}/odom``);
-* mapping task: subscribes to ``scan`` (``sensor_msgs/LaserScan``) and ``odom``; publishes its
+* mapping task: subscribes to ``scan`` (``sensor_msgs/LaserScan``) and its pose source (``odom``,
+  ``frame.pose_topic`` or TF; :mod:`dinno_ros.sensor_inputs`); publishes its
   current map on ``dinno/map`` (``nav_msgs/OccupancyGrid``) and ``dinno/map_image``
   (``sensor_msgs/Image``) every ``map_publish_every`` rounds (:mod:`dinno_ros.map_output`).
 
@@ -41,12 +42,11 @@ from typing import Any  # noqa: E402
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float32
 
@@ -58,7 +58,7 @@ from dinno_ros.node_main import hold_signals_while_saving, init_node, spin_until
 from dinno_ros.node_parameters import declare_specs, parameter_overrides
 from dinno_ros.parameters import robot_parameters, validate_robot
 from dinno_ros.robot_settings import NodeOptions, RobotSettings
-from dinno_ros.sensor_inputs import TfPoses, pose_values, scan_values
+from dinno_ros.sensor_inputs import pose_values, scan_values, subscribe_scan_inputs
 from dinno_ros.trainer import RobotTrainer, RoundReport
 from dinno_ros.weights_codec import ENCODINGS, to_message
 
@@ -120,11 +120,8 @@ class RobotNode(Node):
                                      options.neighbour_odom_topic.format(robot=robot),
                                      lambda msg, owner=robot: self._on_pose(msg, owner), 20)
             for robot in odometry]
-        if sensors and pose_source == "pose_topic":
-            self.create_subscription(PoseWithCovarianceStamped, settings.frame.pose_topic, self._on_pose, 20)
-        self._tf = TfPoses(self, options.map_frame) if sensors and pose_source == "tf" else None
-        if sensors:
-            self.create_subscription(LaserScan, options.scan_topic, self._on_scan, qos_profile_sensor_data)
+        self._tf = (subscribe_scan_inputs(self, settings.frame, options, self._on_pose, self._on_scan)
+                    if sensors else None)
         mode = (f"communication_radius={settings.communication_radius:g} m" if settings.uses_radius
                 else f"neighbours={list(settings.neighbours)}")
         self.get_logger().info(
