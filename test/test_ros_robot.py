@@ -397,8 +397,10 @@ def test_mapping_robot_learns_from_scan_and_odometry_topics(ros_context):
             odom.pose.pose.position.x, odom.pose.pose.position.y = 2.0, 3.0
             odom.pose.pose.orientation.w = 1.0
             odom_pub.publish(odom)
-            scan = LaserScan()
+            scan = LaserScan()  # with the metadata a driver fills in (each scan is mapped with its own)
             scan.header.stamp = stamp
+            scan.angle_min, scan.angle_increment = float(spec.angle_min), float(spec.angle_increment)
+            scan.range_min, scan.range_max = float(spec.range_min), float(spec.range_max)
             scan.ranges = [1.5] * (spec.num_beams if i % 2 == 0 else spec.num_beams - 1)
             scan_pub.publish(scan)
             for _ in range(5):

@@ -12,6 +12,7 @@ from torch import Tensor
 from dinno_core.algorithms import DistributedAlgorithm, Inbox, RoundStats
 from dinno_core.algorithms.dual_ledger import ACK_BITS, Acknowledgements
 from dinno_core.graphs import CommunicationGraph, neighbour_table
+from dinno_core.quantization import WIRE_ENCODINGS, wire_nbytes, wire_roundtrip
 from dinno_core.tasks.base import LocalData, TensorData
 
 
@@ -86,6 +87,10 @@ def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = No
     index, mask = neighbour_table(graph, num_robots)
     index, mask = index.to(outgoing.device), mask.to(outgoing.device)
     degrees = mask.sum(dim=1).to(outgoing.dtype)  # neighbours heard, as Inbox.degree counts them
+    announced = nx.get_node_attributes(graph, "degree")  # lossy graphs: what each robot announces
+    if announced:
+        degrees = torch.tensor([announced.get(i, heard) for i, heard in enumerate(degrees.tolist())],
+                               dtype=outgoing.dtype, device=outgoing.device)
     acks = None
     if ack_bits is not None:
         bits = torch.gather(ack_bits.T, 1, index)  # bits[i, k] = ack_bits[index[i, k], i]
@@ -112,10 +117,14 @@ class SimulatedTeam:
     edge duals equal and opposite when messages are lost one way.
     """
 
-    def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData) -> None:
+    def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData,
+                 wire_encoding: str = "float32") -> None:
+        if wire_encoding not in WIRE_ENCODINGS:
+            raise ValueError(f"wire_encoding must be one of {WIRE_ENCODINGS}, got {wire_encoding!r}")
         self.algorithm = algorithm
         self.graph = graph
         self.data = data
+        self.wire_encoding = wire_encoding
         self.current_graph: nx.Graph | None = None
         num_robots = algorithm.num_robots
         self.ack_bits = torch.zeros(num_robots, num_robots, dtype=torch.long, device=algorithm.theta.device)
@@ -127,7 +136,8 @@ class SimulatedTeam:
         """One synchronous round; ``positions [N, 2]`` feed position-based graphs."""
         round_index = self.algorithm.round
         self.current_graph = self.graph.graph_at(round_index, positions)
-        inbox = gather_inbox(self.algorithm.outgoing(), self.current_graph, self.ack_bits, self._acked_round,
+        outgoing = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)
+        inbox = gather_inbox(outgoing, self.current_graph, self.ack_bits, self._acked_round,
                              self._ack_span)
         stats = self.algorithm.step(inbox, self.data.sample)
         used = used_matrix(inbox, self.algorithm.num_robots).long()
@@ -144,6 +154,12 @@ class SimulatedTeam:
         self.ack_bits = state["ack_bits"].to(self.ack_bits).clone()
         self._acked_round = int(state["acked_round"])
         self._ack_span = int(state["ack_span"])
+
+    @property
+    def bytes_per_message(self) -> int:
+        """Payload bytes one robot sends per round in ``wire_encoding`` (the ROS message's ``payload``)."""
+        algorithm = self.algorithm
+        return wire_nbytes(algorithm.payload_vectors, algorithm.model.spec.numel, self.wire_encoding)
 
 
 def consensus_error(theta: Tensor) -> float:

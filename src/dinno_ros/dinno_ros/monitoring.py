@@ -24,6 +24,29 @@ class Diagnosis:
     values: list[tuple[str, str]]
 
 
+class BytesSent:
+    """Payload bytes a robot has published, and the rate since the previous :meth:`values` call.
+
+    ``add`` runs on the training thread, ``values`` on the diagnostics timer; both only touch
+    ints and floats (atomic under the GIL).
+    """
+
+    def __init__(self, now: float) -> None:
+        self.total = 0
+        self._last_total = 0
+        self._last_time = now
+
+    def add(self, nbytes: int) -> None:
+        self.total += int(nbytes)
+
+    def values(self, now: float) -> dict[str, float | int]:
+        """``{"bytes_sent": total, "bytes_sent_per_second": rate since the last call}``."""
+        total, elapsed = self.total, now - self._last_time
+        rate = (total - self._last_total) / elapsed if elapsed > 0 else float("nan")
+        self._last_total, self._last_time = total, now
+        return {"bytes_sent": total, "bytes_sent_per_second": rate}
+
+
 def _fmt(value: float | int | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"

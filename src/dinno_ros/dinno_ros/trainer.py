@@ -41,11 +41,19 @@ from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
 from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
-from dinno_core.checkpoint import CheckpointError, claim_checkpoint_path, load_checkpoint, restore, save_checkpoint, write_json
+from dinno_core.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    claim_checkpoint_path,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+    write_json,
+)
 from dinno_core.config import set_up_model
 from dinno_core.graphs import disk_graph
 from dinno_core.team import TeamData
-from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
+from dinno_ros.data_sources import DataSource, MappingDataSource, ScanGeometry, StaticDataSource, planar_pose
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.message_auth import TeamKey
 from dinno_ros.robot_settings import RobotSettings
@@ -107,7 +115,7 @@ class TrainerState:
 def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
     """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window."""
     if settings.task.name == "mapping":
-        return MappingDataSource.for_task(task, settings.seed + settings.index)
+        return MappingDataSource.for_task(task, settings.seed + settings.index, frames=settings.frame)
     return StaticDataSource(task.robot_data(len(settings.team))[settings.index])
 
 
@@ -190,16 +198,37 @@ class RobotTrainer:
         """Every teammate's odometry is needed (communication radius)."""
         return self.settings.uses_radius
 
+    @property
+    def pose_source(self) -> str:
+        """Where this robot's scan poses come from (``frame.pose_source``)."""
+        return self.settings.frame.pose_source
+
     def add_odometry(self, robot: str, stamp: float, x: float, y: float, yaw: float) -> None:
-        """A pose of ``robot`` (this robot or a teammate) in the team's shared frame."""
+        """A planar odometry pose of ``robot`` (this robot or a teammate)."""
         with self._poses_lock:
             self._poses[robot] = (x, y)
-        if robot == self.settings.robot_id and self.source.needs_sensors:
+        if robot == self.settings.robot_id and self.source.needs_sensors and self.pose_source == "odometry":
             self.source.add_odometry(stamp, x, y, yaw)
 
-    def add_scan(self, stamp: float, ranges: np.ndarray) -> bool:
-        """One lidar scan of this robot; False if it was skipped (malformed, empty, no pose)."""
-        return self.source.add_scan(stamp, ranges)
+    def add_odometry_message(self, robot: str, stamp: float, x: float, y: float, qx: float, qy: float, qz: float,
+                             qw: float) -> bool:
+        """An odometry message's pose (quaternion of any norm); False if rejected (zero/non-finite)."""
+        planar = planar_pose(x, y, qx, qy, qz, qw)
+        if planar is None:
+            if robot == self.settings.robot_id and self.source.needs_sensors:
+                self.source.add_pose(stamp, x, y, qx, qy, qz, qw)  # counts it
+            return False
+        self.add_odometry(robot, stamp, *planar[0])
+        return True
+
+    def add_map_pose(self, stamp: float, x: float, y: float, qx: float, qy: float, qz: float, qw: float) -> bool:
+        """This robot's pose in the map frame (``frame.pose_source: pose_topic``); False if rejected."""
+        return self.source.add_pose(stamp, x, y, qx, qy, qz, qw)
+
+    def add_scan(self, stamp: float, ranges: np.ndarray, geometry: ScanGeometry | None = None,
+                 frame_id: str | None = None, *, sensor_pose: Any = None) -> bool:
+        """One lidar scan of this robot with its own metadata; False if it was skipped (and counted)."""
+        return self.source.add_scan(stamp, ranges, geometry=geometry, frame_id=frame_id, sensor_pose=sensor_pose)
 
     def update_neighbours(self) -> None:
         """With a communication radius: expect the teammates in range (none while our own pose is
@@ -523,7 +552,10 @@ class RobotTrainer:
         results = self.results()
         weights_path = str(Path(path).with_suffix("")) + ".weights.npy"
         with self._lock:
-            np.save(weights_path, self.algorithm.theta[0].detach().cpu().numpy())
+            weights = self.algorithm.theta[0].detach().cpu().numpy().copy()
+        # Atomic, and the folder is created: a robot started by `ros2 launch` (no dinno-team
+        # to prepare results/robots/) must still write its results.
+        atomic_write(weights_path, lambda handle: np.save(handle, weights))
         results["weights_path"] = weights_path
         write_json(path, results)
         return path
