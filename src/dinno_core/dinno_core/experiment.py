@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dinno_core.algorithms import AlgorithmConfig, build_algorithm
+from dinno_core.algorithms import AlgorithmConfig, LocalConfig, build_algorithm
 from dinno_core.config import (
     ConfigError,
     ExperimentConfig,
@@ -33,6 +33,7 @@ from dinno_core.config import (
 from dinno_core.graphs import StaticGraph, build_graph, describe
 from dinno_core.params import FlatModel
 from dinno_core.plots import plot_curves
+from dinno_core.quantization import WIRE_ENCODINGS
 from dinno_core.tasks.base import Task
 from dinno_core.team import SimulatedTeam, TeamData, consensus_error
 
@@ -88,7 +89,7 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
         return flat.forward(algorithm.theta, inputs.to(algorithm.theta.device))
 
     task.advance(0, current_models)
-    team = SimulatedTeam(algorithm, graph, data)
+    team = SimulatedTeam(algorithm, graph, data, config.wire_encoding)
     curves = Curves()
     training_loss = 0.0
     rejected = 0
@@ -115,6 +116,8 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
     final.update({f"{metric}_per_robot": value.tolist() for metric, value in final_metrics.items()})
     final["consensus_error"] = consensus_error(algorithm.theta)
     final["rejected_updates"] = rejected
+    if not isinstance(algorithm_config, LocalConfig):  # individual and centralized send nothing
+        final["bytes_per_message"] = team.bytes_per_message
     return curves, final, algorithm.theta.detach().cpu(), task
 
 
@@ -242,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--algorithms", default=None,
                         help="comma-separated subset of the config's algorithms to run (default: all)")
+    parser.add_argument("--wire-encoding", choices=WIRE_ENCODINGS, default=None,
+                        help="override how payloads travel (float32, float16, 8-bit uint8)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="algorithms to run at once in worker processes (default 1: one after another)")
     args = parser.parse_args(argv)
@@ -250,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_experiment_config(args.config)
         if args.rounds is not None:
             config = config.model_copy(update={"rounds": args.rounds})
+        if args.wire_encoding is not None:
+            config = config.model_copy(update={"wire_encoding": args.wire_encoding})
         if args.algorithms is not None:
             wanted = [name.strip() for name in args.algorithms.split(",") if name.strip()]
             unknown = [name for name in wanted if name not in config.algorithms]
