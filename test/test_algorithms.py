@@ -21,7 +21,7 @@ from dinno_core.algorithms import (
 from dinno_core.graphs import StaticGraph, cycle_graph
 from dinno_core.params import FlatModel
 from dinno_core.tasks.convex import ConvexTaskConfig, LinearRegressionTask
-from dinno_core.team import SimulatedTeam, TeamData, gather_inbox
+from dinno_core.team import SimulatedTeam, TeamData, consensus_error, gather_inbox
 
 NUM_ROBOTS = 10
 
@@ -323,18 +323,22 @@ def test_adaptive_penalty_moves_rho_toward_balance(rho_init, direction):
     assert torch.isfinite(penalty.primal_residual).all() and torch.isfinite(penalty.dual_residual).all()
 
 
-def test_adaptive_penalty_stops_after_its_window_and_reaches_the_optimum():
-    """From a badly chosen ρ0 the adapted DiNNO still reaches the centralized optimum on the
-    convex task; after ``rounds`` rounds ρ is frozen (only ``rho_scaling`` would move it)."""
+def test_adaptive_penalty_stops_after_its_window_and_ends_near_the_optimum():
+    """From a badly chosen ρ0 the adapted DiNNO agrees on a point near the centralized optimum of
+    the convex task; after ``rounds`` rounds ρ is frozen (only ``rho_scaling`` would move it).
+    Near, not at: robots with different ρ change their duals by amounts that do not cancel, so
+    the sum of duals leaves zero and shifts the consensus point (measured 5e-3 relative here,
+    where fixed-ρ DiNNO reaches 1e-4, see README)."""
     task, team = convex_team(adaptive_dinno(1e-3, rounds=40, mu=2.0, tau=1.2))
     for _ in range(40):
         team.run_round()
     frozen = team.algorithm.rho.clone()
-    assert not torch.allclose(frozen, torch.full_like(frozen, 1e-3))
+    assert (frozen > 1e-2).all()
     for _ in range(400):
         team.run_round()
     torch.testing.assert_close(team.algorithm.rho, frozen, rtol=0, atol=0)
-    assert relative_error(team.algorithm.theta, task.optimum()) < 1e-3
+    assert consensus_error(team.algorithm.theta) < 1e-3
+    assert relative_error(team.algorithm.theta, task.optimum()) < 2e-2
 
 
 def test_adaptive_penalty_config_errors_name_the_field():
