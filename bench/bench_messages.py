@@ -191,6 +191,7 @@ def bench_team(name: str, algorithm: dict, task: dict, rounds: int, warmup: int)
     from rclpy.executors import SingleThreadedExecutor
 
     from dinno_msgs.msg import RobotStatus
+    from dinno_ros.message_auth import write_team_key
     from dinno_ros.process_spec import process_command, write_params_files
     from dinno_ros.supervisor import start_process, stop_processes
     from dinno_ros.team_spec import hardware_robot_process
@@ -198,7 +199,8 @@ def bench_team(name: str, algorithm: dict, task: dict, rounds: int, warmup: int)
     team = ["robot_0", "robot_1", "robot_2"]
     workdir = Path(tempfile.mkdtemp(prefix="dinno-bench-team-"))
     shared = {"rounds": rounds, "round_timeout": 10.0, "startup_timeout": 120.0,
-              "results_path": str(workdir / "{robot}.json"), "algorithm": algorithm, "task": task}
+              "results_path": str(workdir / "{robot}.json"), "algorithm": algorithm, "task": task,
+              "team_key_file": str(write_team_key(workdir / "team.key"))}
     specs = [hardware_robot_process(r, team, neighbours=[o for o in team if o != r], parameters=shared) for r in team]
     params = write_params_files(specs, workdir / "params")
     context = rclpy.Context()

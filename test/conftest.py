@@ -11,6 +11,8 @@ Set once, in ``pytest_configure`` (before any test module is imported, so before
   ``DINNO_TEST_ROS_DOMAIN_ID=<n>`` forces a value.
 * ``ROS_LOG_DIR``: a temporary directory (deleted after a passing run, kept and printed
   otherwise).
+* ``DINNO_TEAM_KEY_FILE``: a fresh team key (mode 600) in that directory, which every robot
+  node of the run signs its weights with.
 * ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``: 1 unless already set; tests start several
   processes on a 2-core machine and oversubscription makes them slow and flaky.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -96,6 +99,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _set_env("ROS_DOMAIN_ID", str(domain))
     _set_env("ROS_STATIC_PEERS", None)
     _set_env("ROS_LOG_DIR", _log_dir)
+    # Robots sign their weights (dinno_ros.message_auth): one team key for every node of the run.
+    key_path = os.path.join(_log_dir, "team.key")
+    with os.fdopen(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as key_file:
+        key_file.write(secrets.token_hex(32) + "\n")
+    _set_env("DINNO_TEAM_KEY_FILE", key_path)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         _set_env(name, os.environ.get(name) or "1")
     if "torch" in sys.modules:  # imported already (a plugin?): OMP_NUM_THREADS came too late

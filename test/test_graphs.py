@@ -174,21 +174,28 @@ def test_static_and_disk_graph_over_rounds():
         moving.graph_at(0, None)
 
 
-def test_edge_dropout_deterministic_and_drops():
-    base = StaticGraph(complete_graph(10))  # 45 edges
+def test_edge_dropout_loses_messages_one_way_deterministically():
+    base = StaticGraph(complete_graph(10))  # 45 edges, 90 messages a round
     dropout = EdgeDropout(base, drop_prob=0.3, seed=3)
     rounds = [dropout.graph_at(k) for k in range(40)]
     again = EdgeDropout(base, drop_prob=0.3, seed=3)
+    assert all(isinstance(g, nx.DiGraph) for g in rounds)
     assert all(nx.utils.edges_equal(g.edges, again.graph_at(k).edges) for k, g in enumerate(rounds))
     kept = np.array([g.number_of_edges() for g in rounds])
-    assert kept.mean() / 45 == pytest.approx(0.7, abs=0.05)
+    assert kept.mean() / 90 == pytest.approx(0.7, abs=0.05)
+    one_way = sum(1 for g in rounds for i, j in g.edges if not g.has_edge(j, i))
+    assert one_way > 100  # about 2 * 45 * 0.3 * 0.7 per round: a message lost one way only
     assert len({tuple(sorted(g.edges)) for g in rounds}) > 30  # the pattern changes per round
     assert all(sorted(g.nodes) == list(range(10)) for g in rounds)
-    assert all(set(g.edges) <= set(base.graph.edges) for g in rounds)
+    assert all({tuple(sorted(e)) for e in g.edges} <= set(base.graph.edges) for g in rounds)
+    assert all(degree == 9 for g in rounds for _, degree in g.nodes(data="degree"))  # announced, not heard
     other_seed = EdgeDropout(base, drop_prob=0.3, seed=4).graph_at(0)
     assert not nx.utils.edges_equal(other_seed.edges, rounds[0].edges)
-    assert EdgeDropout(base, 0.0, 0).graph_at(5).number_of_edges() == 45
+    assert EdgeDropout(base, 0.0, 0).graph_at(5).number_of_edges() == 90
     assert EdgeDropout(base, 1.0, 0).graph_at(5).number_of_edges() == 0
+    index, mask = neighbour_table(rounds[0], 10)  # a robot's inbox lists whom it heard
+    heard = {(int(index[i, k]), i) for i in range(10) for k in range(index.shape[1]) if mask[i, k]}
+    assert heard == set(rounds[0].edges)
 
 
 @pytest.mark.parametrize(
@@ -222,6 +229,6 @@ def test_build_graph_from_config():
     assert isinstance(disk, DiskGraph)
     assert disk.graph_at(0, np.array([[0, 0], [1, 0], [9, 0]])).number_of_edges() == 1
     lossy = build_graph(GraphConfig(kind="complete", num_robots=6, drop_probability=0.5, seed=1))
-    assert isinstance(lossy, EdgeDropout) and lossy.graph_at(0).number_of_edges() < 15
+    assert isinstance(lossy, EdgeDropout) and lossy.graph_at(0).number_of_edges() < 30
     config = GraphConfig.model_validate({"kind": "wheel", "num_robots": 5})
     assert build_graph(config).graph_at(0).number_of_edges() == 8

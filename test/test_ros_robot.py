@@ -47,7 +47,9 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
         "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds",
         *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "mu", "tau", "rounds", "normalized", "rho_min",
-                                                          "rho_max"))}
+                                                          "rho_max")),
+        "algorithm.reconcile_window"}
+    assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
     assert specs["algorithm.rho_adaptation.kind"].default == "none"  # the paper's schedule unless asked
     assert specs["algorithm.rho_adaptation.kind"].constraints == "one of: none, residual_balancing"
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
@@ -207,7 +209,8 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
     def wire(sender):
         def publish(values, round_index, degree):
             packet = to_packet(values, sender=sender, round_index=round_index,
-                               fingerprint=trainers[sender].fingerprint, degree=degree)
+                               fingerprint=trainers[sender].fingerprint, degree=degree,
+                               **trainers[sender].wire_fields(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
                     trainer.receive_weights(packet, via=sender)
@@ -280,7 +283,7 @@ def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours():
                            on_round=on_round)
     for robot, value in (("r1", 1.0), ("r2", 3.0)):
         trainer.receive_weights(to_packet(np.full((1, 5), value, np.float32), sender=robot, round_index=40,
-                                          fingerprint=trainer.fingerprint, degree=2))
+                                          fingerprint=trainer.fingerprint, degree=2, key=trainer.exchange.key))
     trainer.run(stop)
     assert [vars(c)["to_round"] for c in trainer.state.catch_ups] == [40]
     assert trainer.state.catch_ups[0].warm_start
@@ -394,8 +397,10 @@ def test_mapping_robot_learns_from_scan_and_odometry_topics(ros_context):
             odom.pose.pose.position.x, odom.pose.pose.position.y = 2.0, 3.0
             odom.pose.pose.orientation.w = 1.0
             odom_pub.publish(odom)
-            scan = LaserScan()
+            scan = LaserScan()  # with the metadata a driver fills in (each scan is mapped with its own)
             scan.header.stamp = stamp
+            scan.angle_min, scan.angle_increment = float(spec.angle_min), float(spec.angle_increment)
+            scan.range_min, scan.range_max = float(spec.range_min), float(spec.range_max)
             scan.ranges = [1.5] * (spec.num_beams if i % 2 == 0 else spec.num_beams - 1)
             scan_pub.publish(scan)
             for _ in range(5):

@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from dinno_core.algorithms import DinnoConfig, LearningRateSchedule, OptimizerConfig, build_algorithm
+from dinno_core.checkpoint import load_checkpoint
 from dinno_core.config import build_task
 from dinno_core.graphs import StaticGraph
 from dinno_core.params import FlatModel
@@ -303,7 +304,7 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
         heard = {r: list(monitor.status[r].neighbours_heard) for r in survivors}
     assert all(h == [s for s in survivors if s != r] for r, h in heard.items()), heard
 
-    checkpoint = torch.load(team.dir / "robot_2.pt", weights_only=True)
+    checkpoint = load_checkpoint(team.dir / "robot_2.pt")
     resumed_round = checkpoint["round"]
     # The last periodic checkpoint (the kill may land between a round's status and its checkpoint).
     assert resumed_round % every == 0 and killed_at - every <= resumed_round <= killed_at + every
@@ -328,7 +329,7 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
         assert results[robot]["timeouts"] >= 5
         assert results[robot]["links"]["robot_2"]["missed"] >= 5
     for robot in TEAM:  # the checkpoint written on SIGTERM is the final state
-        state = torch.load(team.dir / f"{robot}.pt", weights_only=True)
+        state = load_checkpoint(team.dir / f"{robot}.pt")
         assert state["round"] == results[robot]["rounds_done"] and "dual" in state["algorithm"]
     weights = np.array([results[r]["weights"] for r in TEAM])
     task, _ = reference_problem()

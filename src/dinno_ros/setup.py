@@ -29,6 +29,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",  # keep in sync with package.xml
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["fastdds/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -50,6 +51,7 @@ setup(
         "console_scripts": [
             "robot_node = dinno_ros.robot_node:main",
             "lidar_sim = dinno_ros.lidar_sim_node:main",
+            "path_follower = dinno_ros.path_follower_node:main",
             "dinno-team = dinno_ros.team:main",
             "dinno-demo = dinno_ros.demo:main",
         ],

@@ -21,6 +21,7 @@ TASKS: dict[str, str] = {
     "linear_regression": "dinno_core.tasks.convex",
     "mnist": "dinno_core.tasks.mnist",
     "mapping": "dinno_core.tasks.mapping.task",
+    "predator_prey": "dinno_core.tasks.predator_prey.task",
 }
 """Task name -> module providing ``<X>TaskConfig`` (with a ``name`` literal) and ``build_task``."""
 
@@ -93,6 +94,9 @@ class ExperimentConfig(BaseModel):
     dtype: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda"] = "cpu"
     torch_threads: PositiveInt | None = None
+    wire_encoding: Literal["float32", "float16", "uint8"] = "float32"
+    """How robots' payloads travel (:mod:`dinno_core.quantization`): what neighbours receive is
+    rounded exactly as the ROS codec rounds it."""
     task: Any
     graph: GraphConfig
     algorithms: dict[str, AlgorithmConfig] = Field(min_length=1)

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dinno_core.algorithms import AlgorithmConfig, build_algorithm
+from dinno_core.algorithms import AlgorithmConfig, LocalConfig, build_algorithm
 from dinno_core.config import (
     ConfigError,
     ExperimentConfig,
@@ -33,6 +33,7 @@ from dinno_core.config import (
 from dinno_core.graphs import StaticGraph, build_graph, describe
 from dinno_core.params import FlatModel
 from dinno_core.plots import plot_curves
+from dinno_core.quantization import WIRE_ENCODINGS
 from dinno_core.tasks.base import Task
 from dinno_core.team import SimulatedTeam, TeamData, consensus_error
 
@@ -58,8 +59,8 @@ def initial_weights(config: ExperimentConfig, dtype: torch.dtype) -> tuple[Task,
 
 def evaluate(task: Task, flat: FlatModel, theta: torch.Tensor) -> dict[str, torch.Tensor]:
     metrics = task.evaluate(lambda inputs: flat.forward(theta, inputs.to(theta.device)))
-    if "validation_loss" not in metrics:
-        raise RuntimeError(f"task {task.name} did not report validation_loss")
+    if task.headline_metric not in metrics:
+        raise RuntimeError(f"task {task.name} did not report {task.headline_metric}")
     return {name: value.detach().cpu().double() for name, value in metrics.items()}
 
 
@@ -83,14 +84,18 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
         data = TeamData(task.robot_data(config.num_robots), config.seed)
         graph = build_graph(config.graph)
     algorithm = build_algorithm(algorithm_config, flat, theta.to(config.device))
-    task.advance(0)
-    team = SimulatedTeam(algorithm, graph, data)
+
+    def current_models(inputs: torch.Tensor) -> torch.Tensor:  # on-policy tasks act with these
+        return flat.forward(algorithm.theta, inputs.to(algorithm.theta.device))
+
+    task.advance(0, current_models)
+    team = SimulatedTeam(algorithm, graph, data, config.wire_encoding)
     curves = Curves()
     training_loss = 0.0
     rejected = 0
     for round_index in range(config.rounds):
         if round_index > 0:
-            task.advance(round_index)
+            task.advance(round_index, current_models)
         stats = team.run_round(task.positions())
         training_loss = float(stats.training_loss.mean())
         rejected += int(stats.rejected.sum())
@@ -101,6 +106,8 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
             values = {metric: float(value.mean()) for metric, value in metrics.items()}
             values["training_loss"] = training_loss
             values["consensus_error"] = consensus_error(algorithm.theta)
+            if task.environment_steps_per_round:
+                values["environment_steps"] = float((round_index + 1) * task.environment_steps_per_round)
             curves.add(round_index + 1, values)
         if report is not None:
             report(round_index + 1, values)
@@ -109,6 +116,8 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
     final.update({f"{metric}_per_robot": value.tolist() for metric, value in final_metrics.items()})
     final["consensus_error"] = consensus_error(algorithm.theta)
     final["rejected_updates"] = rejected
+    if not isinstance(algorithm_config, LocalConfig):  # individual and centralized send nothing
+        final["bytes_per_message"] = team.bytes_per_message
     return curves, final, algorithm.theta.detach().cpu(), task
 
 
@@ -144,10 +153,13 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
-    _, flat, theta0 = initial_weights(config, dtype)
+    task0, flat, theta0 = initial_weights(config, dtype)
+    headline = task0.headline_metric
     static = config.graph.kind != "disk"
     results: dict[str, Any] = {
         "config": config.dump(),
+        "headline_metric": headline,
+        "curve_x": "environment_steps" if task0.environment_steps_per_round else "round",
         "num_params": flat.spec.numel,
         "graph": describe(build_graph(config.graph).graph_at(0)) if static else {"kind": "disk", "radius": config.graph.radius},
         "algorithms": {},
@@ -164,7 +176,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
             progress.update(bars[name], completed=done)
             if values is None:
                 return
-            progress.update(bars[name], status=f"val loss {values['validation_loss']:.4g}")
+            progress.update(bars[name], status=f"{headline.replace('_', ' ')} {values[headline]:.4g}")
             if not progress.console.is_terminal:  # logs and CI get a line per evaluation
                 progress.console.log(f"{name} round {done}/{config.rounds}: "
                                      + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
@@ -214,7 +226,8 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
 
 
 def summary_table(results: dict[str, Any]) -> Table:
-    metric_names = [m for m in ("validation_loss", "accuracy", "occupancy_iou", "consensus_error")
+    metric_names = [m for m in ("validation_loss", "accuracy", "occupancy_iou", "episode_reward", "captures",
+                                "action_disagreement", "consensus_error")
                     if any(m in a["final"] for a in results["algorithms"].values())]
     table = Table(title=f"{results['config']['name']}: final values (mean over robots)")
     table.add_column("algorithm")
@@ -232,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--algorithms", default=None,
                         help="comma-separated subset of the config's algorithms to run (default: all)")
+    parser.add_argument("--wire-encoding", choices=WIRE_ENCODINGS, default=None,
+                        help="override how payloads travel (float32, float16, 8-bit uint8)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="algorithms to run at once in worker processes (default 1: one after another)")
     args = parser.parse_args(argv)
@@ -240,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_experiment_config(args.config)
         if args.rounds is not None:
             config = config.model_copy(update={"rounds": args.rounds})
+        if args.wire_encoding is not None:
+            config = config.model_copy(update={"wire_encoding": args.wire_encoding})
         if args.algorithms is not None:
             wanted = [name.strip() for name in args.algorithms.split(",") if name.strip()]
             unknown = [name for name in wanted if name not in config.algorithms]

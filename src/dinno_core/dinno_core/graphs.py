@@ -226,7 +226,8 @@ def metropolis_weights(graph: nx.Graph, num_nodes: int | None = None) -> np.ndar
 def neighbour_table(graph: nx.Graph, num_nodes: int) -> tuple[Tensor, Tensor]:
     """Padded neighbour lists for batched gathers: ``(index [N, K] int64, mask [N, K] bool)``.
 
-    Row ``i`` lists ``i``'s neighbours in ascending order, then padding entries that point at
+    Row ``i`` lists ``i``'s neighbours (for an ``nx.DiGraph``: the robots ``i`` hears, its
+    predecessors) in ascending order, then padding entries that point at
     ``i`` itself with ``mask`` False. ``K = max(1, max degree)``: shapes are never empty, so an
     edgeless graph gives ``K = 1`` with every entry padding. Nodes absent from ``graph`` and
     self-loops count as having no neighbours.
@@ -235,8 +236,11 @@ def neighbour_table(graph: nx.Graph, num_nodes: int) -> tuple[Tensor, Tensor]:
     edges = edges[(edges < num_nodes).any(axis=1)]  # edges among nodes beyond the team are ignored
     if edges.size and (edges.max() >= num_nodes or edges.min() < 0):
         raise ValueError(f"graph has an edge to a node outside 0..{num_nodes - 1}")
-    source = np.concatenate([edges[:, 0], edges[:, 1]])  # both directions, sorted by (source, target)
-    target = np.concatenate([edges[:, 1], edges[:, 0]])
+    if graph.is_directed():  # edge u -> v: v hears u
+        source, target = edges[:, 1], edges[:, 0]
+    else:  # both directions, sorted by (source, target)
+        source = np.concatenate([edges[:, 0], edges[:, 1]])
+        target = np.concatenate([edges[:, 1], edges[:, 0]])
     order = np.lexsort((target, source))
     source, target = source[order], target[order]
     counts = np.bincount(source, minlength=num_nodes)
@@ -294,9 +298,13 @@ class DiskGraph(CommunicationGraph):
 
 
 class EdgeDropout(CommunicationGraph):
-    """Lossy links: each round every edge of ``base`` is missing independently with ``drop_prob``.
+    """Lossy links: each round every *message* of ``base`` is lost independently with ``drop_prob``.
 
-    Which edges drop is a deterministic function of ``(seed, round_index)`` and the base graph.
+    A radio loses a message one way: the graph of a round is an ``nx.DiGraph`` whose edge
+    ``j -> i`` means ``i`` receives ``j``'s message, so ``i`` may hear ``j`` while ``j`` misses
+    ``i`` (the case that breaks a per-robot ADMM dual). Every node keeps its base-graph degree
+    as attribute ``degree`` (what a robot announces: it cannot know which messages are lost).
+    Which messages drop is a deterministic function of ``(seed, round_index)`` and the base graph.
     """
 
     def __init__(self, base: CommunicationGraph, drop_prob: float, seed: int) -> None:
@@ -306,14 +314,16 @@ class EdgeDropout(CommunicationGraph):
         self.drop_prob = drop_prob
         self.seed = seed
 
-    def graph_at(self, round_index: int, positions: np.ndarray | None = None) -> nx.Graph:
+    def graph_at(self, round_index: int, positions: np.ndarray | None = None) -> nx.DiGraph:
         base_graph = self.base.graph_at(round_index, positions)
         edges = sorted((min(i, j), max(i, j)) for i, j in base_graph.edges() if i != j)
+        directed = [(i, j) for i, j in edges] + [(j, i) for i, j in edges]
         rng = np.random.default_rng([self.seed, round_index])
-        keep = rng.random(len(edges)) >= self.drop_prob
-        graph = nx.Graph()
+        keep = rng.random(len(directed)) >= self.drop_prob
+        graph = nx.DiGraph()
         graph.add_nodes_from(base_graph.nodes(data=True))
-        graph.add_edges_from(edge for edge, kept in zip(edges, keep) if kept)
+        nx.set_node_attributes(graph, dict(base_graph.degree()), "degree")
+        graph.add_edges_from(edge for edge, kept in zip(directed, keep) if kept)
         return graph
 
 
@@ -340,7 +350,7 @@ class GraphConfig(BaseModel):
     radius: float | None = Field(default=None, gt=0.0)
     """Disk graph: communication range in metres."""
     drop_probability: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Per-round, per-edge probability that a link is down."""
+    """Per-round probability that a message is lost, independently on each direction of each edge."""
     seed: int = 0
 
     @model_validator(mode="after")

@@ -17,8 +17,8 @@ _LOG_SCALE = {"validation_loss", "training_loss", "consensus_error"}
 
 
 def save_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float | None]]], metric: str, title: str,
-                path: Path, log_scale: bool = False, legend_size: str | None = None) -> Path:
-    """``series[label] = (rounds, values)``; None/NaN/Inf values are skipped, and on a log scale
+                path: Path, log_scale: bool = False, legend_size: str | None = None, x_label: str = "round") -> Path:
+    """``series[label] = (xs, values)`` (x: rounds unless ``x_label`` says otherwise); None/NaN/Inf values are skipped, and on a log scale
     non-positive ones too. An empty plot says so."""
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
@@ -30,7 +30,7 @@ def save_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float | Non
             xs, ys = zip(*points)
             axes.plot(xs, ys, label=label)
             plotted = True
-    axes.set_xlabel("round")
+    axes.set_xlabel(x_label)
     axes.set_ylabel(metric.replace("_", " "))
     if plotted and log_scale:
         axes.set_yscale("log")
@@ -48,13 +48,15 @@ def save_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float | Non
 def plot_curves(results: dict[str, Any], out_dir: Path) -> list[Path]:
     """One PNG per metric, one curve per algorithm; returns the files written."""
     algorithms = results["algorithms"]
-    metric_names = sorted({m for a in algorithms.values() for m in a["curves"] if m != "round"})
+    x_name = results.get("curve_x", "round")
+    metric_names = sorted({m for a in algorithms.values() for m in a["curves"] if m not in ("round", x_name)})
     written = []
     for metric in metric_names:
-        series = {name: (a["curves"]["round"], a["curves"][metric]) for name, a in algorithms.items()
+        series = {name: (a["curves"][x_name], a["curves"][metric]) for name, a in algorithms.items()
                   if metric in a["curves"]}
         values = [v for _, ys in series.values() for v in ys]
         log_scale = metric in _LOG_SCALE and bool(values) and min(values) > 0
         written.append(save_curves(series, metric, f"{results['config']['name']}: {metric.replace('_', ' ')}",
-                                   out_dir / f"{metric}.png", log_scale))
+                                   out_dir / f"{metric}.png", log_scale,
+                                   x_label=x_name.replace("_", " ")))
     return written

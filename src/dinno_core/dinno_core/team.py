@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import networkx as nx
 import torch
 from torch import Tensor
 
 from dinno_core.algorithms import DistributedAlgorithm, Inbox, RoundStats
+from dinno_core.algorithms.dual_ledger import ACK_BITS, Acknowledgements
 from dinno_core.graphs import CommunicationGraph, neighbour_table
+from dinno_core.quantization import WIRE_ENCODINGS, wire_nbytes, wire_roundtrip
 from dinno_core.tasks.base import LocalData, TensorData
 
 
@@ -70,34 +73,93 @@ def _pool_tensor_data(datasets: list[LocalData]) -> tuple[Tensor, Tensor, list[i
     return inputs, targets, sizes, offsets
 
 
-def gather_inbox(outgoing: Tensor, graph: nx.Graph) -> Inbox:
-    """Every robot's inbox for one round of ``graph``: one gather over the outgoing payloads."""
+def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = None,
+                 ack_round: int = -1, ack_span: int = ACK_BITS) -> Inbox:
+    """Every robot's inbox for one round of ``graph``: one gather over the outgoing payloads.
+
+    ``graph`` is undirected (every link delivers both ways) or an ``nx.DiGraph`` whose edge
+    ``j -> i`` means ``i`` receives ``j``'s message. ``ack_bits [N, N]`` (``[j, i]``: the rounds
+    of ``i`` that ``j`` used, bit ``b`` = round ``ack_round - b``) travel with the messages:
+    robot ``i`` learns ``j``'s acknowledgements only when ``j``'s message reaches it; they cover
+    the last ``ack_span`` rounds.
+    """
     num_robots = outgoing.shape[0]
     index, mask = neighbour_table(graph, num_robots)
     index, mask = index.to(outgoing.device), mask.to(outgoing.device)
     degrees = mask.sum(dim=1).to(outgoing.dtype)  # neighbours heard, as Inbox.degree counts them
-    return Inbox(payloads=outgoing[index], mask=mask, sender_degrees=degrees[index])
+    announced = nx.get_node_attributes(graph, "degree")  # lossy graphs: what each robot announces
+    if announced:
+        degrees = torch.tensor([announced.get(i, heard) for i, heard in enumerate(degrees.tolist())],
+                               dtype=outgoing.dtype, device=outgoing.device)
+    acks = None
+    if ack_bits is not None:
+        bits = torch.gather(ack_bits.T, 1, index)  # bits[i, k] = ack_bits[index[i, k], i]
+        rounds = torch.where(mask, ack_round, -1) if ack_round >= 0 else torch.full_like(index, -1)
+        acks = Acknowledgements(round=rounds, bits=torch.where(mask, bits, 0),
+                                span=torch.full_like(index, min(ack_span, ACK_BITS)))
+    return Inbox(payloads=outgoing[index], mask=mask, sender_degrees=degrees[index], senders=index, acks=acks)
+
+
+def used_matrix(inbox: Inbox, num_robots: int) -> Tensor:
+    """``[N, N]`` bool: ``[i, j]`` robot ``i`` had ``j``'s message in its inbox."""
+    used = torch.zeros(num_robots, num_robots, dtype=torch.bool, device=inbox.mask.device)
+    if inbox.senders is not None:
+        used.scatter_(1, inbox.senders, inbox.mask)
+    return used
 
 
 class SimulatedTeam:
-    """N robots in one process over a (possibly time-varying) communication graph.
+    """N robots in one process over a (possibly time-varying, lossy) communication graph.
 
     Each round: build the round's graph, gather every robot's neighbours' payloads in one tensor
-    op, and step the algorithm for all robots at once.
+    op, and step the algorithm for all robots at once. Each message also carries its sender's
+    acknowledgements of the rounds it used (as a robot node's does), which DiNNO uses to keep its
+    edge duals equal and opposite when messages are lost one way.
     """
 
-    def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData) -> None:
+    def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData,
+                 wire_encoding: str = "float32") -> None:
+        if wire_encoding not in WIRE_ENCODINGS:
+            raise ValueError(f"wire_encoding must be one of {WIRE_ENCODINGS}, got {wire_encoding!r}")
         self.algorithm = algorithm
         self.graph = graph
         self.data = data
+        self.wire_encoding = wire_encoding
         self.current_graph: nx.Graph | None = None
+        num_robots = algorithm.num_robots
+        self.ack_bits = torch.zeros(num_robots, num_robots, dtype=torch.long, device=algorithm.theta.device)
+        self._acked_round = -1
+        self._ack_span = 0
         algorithm.initialize(data.sample)
 
     def run_round(self, positions=None) -> RoundStats:
         """One synchronous round; ``positions [N, 2]`` feed position-based graphs."""
-        self.current_graph = self.graph.graph_at(self.algorithm.round, positions)
-        inbox = gather_inbox(self.algorithm.outgoing(), self.current_graph)
-        return self.algorithm.step(inbox, self.data.sample)
+        round_index = self.algorithm.round
+        self.current_graph = self.graph.graph_at(round_index, positions)
+        outgoing = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)
+        inbox = gather_inbox(outgoing, self.current_graph, self.ack_bits, self._acked_round,
+                             self._ack_span)
+        stats = self.algorithm.step(inbox, self.data.sample)
+        used = used_matrix(inbox, self.algorithm.num_robots).long()
+        self.ack_bits = ((self.ack_bits << 1) | used) & ((1 << ACK_BITS) - 1)
+        self._acked_round = round_index
+        self._ack_span = min(self._ack_span + 1, ACK_BITS)
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        """The acknowledgements in flight (the algorithm and the data have their own)."""
+        return {"ack_bits": self.ack_bits.clone(), "acked_round": self._acked_round, "ack_span": self._ack_span}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ack_bits = state["ack_bits"].to(self.ack_bits).clone()
+        self._acked_round = int(state["acked_round"])
+        self._ack_span = int(state["ack_span"])
+
+    @property
+    def bytes_per_message(self) -> int:
+        """Payload bytes one robot sends per round in ``wire_encoding`` (the ROS message's ``payload``)."""
+        algorithm = self.algorithm
+        return wire_nbytes(algorithm.payload_vectors, algorithm.model.spec.numel, self.wire_encoding)
 
 
 def consensus_error(theta: Tensor) -> float:

@@ -129,6 +129,12 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             f"(individual/team = {comparison['ratio_mean_individual_to_mean_team']:.2f}x); occupied IoU worst team "
             f"{comparison['iou_worst_team_robot']:.2f} vs best individual {comparison['iou_best_individual_robot']:.2f}",
             style=style))
+    tracking = summary.get("path_tracking")
+    if tracking and tracking["max_distance"]:
+        console.print(f"robots driven by cmd_vel (path follower): at most {max(tracking['max_distance']):.2f} m and "
+                      f"on average {sum(tracking['mean_distance']) / len(tracking['mean_distance']):.2f} m from their paths, "
+                      f"{min(tracking['distance_driven']):.0f}-{max(tracking['distance_driven']):.0f} m driven each",
+                      highlight=False)
     a = summary["agreement"]
     console.print(f"agreement between the team's robots: consensus error {a['consensus_error']:.4g} "
                   f"(weight norm {a['weight_norm']:.4g}), max pairwise mean |p_i - p_j| "

@@ -12,12 +12,19 @@ and counts it under that reason (globally and, for teammates, per link):
 
 1. ``unknown_sender``: the sender is not in the team, is this robot, or differs from the robot
    whose topic the message came on (a misconfigured remap or a spoofed name).
-2. ``foreign_model``: the fingerprint differs from ours (another architecture).
-3. ``malformed``: ``num_params`` / ``num_vectors`` differ from ours, unknown ``encoding``, or the
-   payload length is not ``num_vectors * num_params * bytes_per_value``.
-4. ``stale``: the round is earlier than ours; it can never be used.
-5. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
-6. ``non_finite``: a NaN or Inf value.
+2. ``unauthenticated``: with a team key, the HMAC tag is missing or wrong
+   (:mod:`dinno_ros.message_auth`): only team members are heard.
+3. ``foreign_model``: the fingerprint differs from ours (another architecture).
+4. ``malformed``: ``num_params`` / ``num_vectors`` differ from ours, unknown ``encoding``, the
+   payload length is not ``num_vectors * num_params * bytes_per_value``, or the
+   acknowledgement arrays differ in length.
+5. ``duplicate_sender``: a process session of this sender that was already replaced by a newer
+   one speaks again: two processes run with the same robot id (reported; see
+   :attr:`LinkStats.duplicate`). A restart replaces the session once and never goes back.
+6. ``stale``: the round is earlier than ours; it can never be used.
+7. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
+8. ``non_finite``: a NaN or Inf value.
+9. ``out_of_bounds``: the weights fail the bounded-change check (:mod:`dinno_ros.update_guard`).
 
 Storage: per neighbour at most two messages are held: its message for the current round ``k``
 and the *newest* message for a later round (a newer later-round message replaces an older one,
@@ -27,7 +34,10 @@ everything older than ``k``.
 Readiness: round ``k`` is ready when every *expected* neighbour (the static neighbours, or the
 teammates in communication range) either delivered its round-``k`` message or is already past
 ``k`` (it published a later round, so its round-``k`` message will never come), or when
-``round_timeout`` has passed. The robot then steps with the round-``k`` messages it has; the
+``round_timeout`` has passed. A neighbour that missed ``absent_after`` rounds in a row is
+*absent*: not waited for (its round-``k`` message is still used if it is there) until it speaks
+again, so a cut-off robot costs its neighbours ``absent_after`` timeouts, not one per round, and
+the rest of the team nothing. The robot then steps with the round-``k`` messages it has; the
 missing neighbours are simply absent from the Inbox: in DiNNO an absent neighbour contributes
 no dual/penalty term, in DSGD/DSGT no mixing weight, which is a time-varying graph.
 
@@ -42,7 +52,13 @@ again without costing anyone a timeout. A neighbour only one round ahead does no
 catch-up: that is the normal skew of a synchronous team (it finished round ``k`` first), and
 stepping round ``k`` without it puts the two in step again. A robot can only catch up over at
 most ``max_round_lead`` rounds (more is ``absurd_round``); choose it larger than the rounds a
-restarting robot can miss.
+restarting robot can miss. Only accepted (authenticated, bounded) messages are held, so only
+team members can trigger a catch-up.
+
+Acknowledgements: the exchange remembers, per teammate, which of its rounds this robot used
+(:meth:`acknowledgements`, sent with every message), and hands the trainer each neighbour's
+newest acknowledgements of *our* rounds (:attr:`RoundInputs.acks`), which DiNNO needs to keep its
+edge duals equal and opposite under loss (:mod:`dinno_core.algorithms.dual_ledger`).
 """
 
 from __future__ import annotations
@@ -57,6 +73,9 @@ from typing import Any
 
 import numpy as np
 
+from dinno_core.algorithms.dual_ledger import ACK_BITS
+from dinno_ros.message_auth import TeamKey
+from dinno_ros.update_guard import UpdateGuard
 from dinno_ros.ros_names import check_member, check_neighbours, check_team
 from dinno_ros.weights_codec import WIRE_DTYPES, decode_values, payload_nbytes
 
@@ -68,11 +87,14 @@ class DropReason(str, Enum):
     """Why an incoming weight message was dropped (the ``drops`` counters' keys)."""
 
     UNKNOWN_SENDER = "unknown_sender"
+    UNAUTHENTICATED = "unauthenticated"
     FOREIGN_MODEL = "foreign_model"
     MALFORMED = "malformed"
+    DUPLICATE_SENDER = "duplicate_sender"
     STALE = "stale"
     ABSURD_ROUND = "absurd_round"
     NON_FINITE = "non_finite"
+    OUT_OF_BOUNDS = "out_of_bounds"
 
 
 @dataclass(frozen=True)
@@ -104,10 +126,18 @@ class LinkStats:
     """Clock time of its newest well-formed message (accepted or stale)."""
     drops: Counter = field(default_factory=Counter)
     """Dropped messages by :class:`DropReason` value."""
+    absent: bool = False
+    """Missed ``absent_after`` rounds in a row and not heard since: not waited for."""
+    session: int | None = None
+    """Process session of its newest accepted message."""
+    retired_sessions: set = field(default_factory=set)
+    duplicate: bool = False
+    """Two processes have been heard under this robot id."""
 
     def copy(self) -> LinkStats:
         return LinkStats(self.received, self.used, self.missed, self.missed_in_a_row, self.last_round,
-                         self.last_heard, Counter(self.drops))
+                         self.last_heard, Counter(self.drops), self.absent, self.session,
+                         set(self.retired_sessions), self.duplicate)
 
 
 @dataclass
@@ -127,6 +157,9 @@ class RoundInputs:
     """On catch-up: every expected neighbour's newest held message (for warm starts)."""
     stopped: bool = False
     """The exchange was closed (shutdown) while waiting."""
+    acks: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """Per expected neighbour, its newest acknowledgement of our rounds: ``(round, bits, span)``,
+    bit ``b`` = it used our round ``round - b`` (see :class:`dinno_core.algorithms.dual_ledger.Acknowledgements`)."""
 
 
 @dataclass
@@ -151,12 +184,15 @@ class RoundExchange:
 
     def __init__(self, robot_id: str, team: Iterable[str], *, fingerprint: int, num_params: int,
                  num_vectors: int = 1, neighbours: Iterable[str] = (), max_round_lead: int = 1000,
-                 start_round: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+                 start_round: int = 0, clock: Callable[[], float] = time.monotonic,
+                 key: TeamKey | None = None, guard: UpdateGuard | None = None, absent_after: int = 1) -> None:
         self.robot_id = robot_id
         self.team = tuple(check_team(team))
         check_member(robot_id, self.team)
         if max_round_lead < 1:
             raise ValueError(f"max_round_lead must be >= 1, got {max_round_lead}")
+        if absent_after < 1:
+            raise ValueError(f"absent_after must be >= 1, got {absent_after}")
         self.index = {name: i for i, name in enumerate(self.team)}
         self.fingerprint = int(fingerprint)
         self.num_params = int(num_params)
@@ -172,6 +208,13 @@ class RoundExchange:
         self._superseded = 0
         self._accepted = 0
         self._closed = False
+        self.key = key
+        self.guard = guard
+        self.absent_after = int(absent_after)
+        self._used_bits = {name: 0 for name in self._links}  # bit 0 = round self._bits_round
+        self._bits_round = int(start_round) - 1
+        self._first_round = int(start_round)
+        self._acks_from: dict[str, tuple[int, int, int]] = {}
         self.set_neighbours(neighbours)
 
     # ------------------------------------------------------------------ configuration
@@ -214,6 +257,8 @@ class RoundExchange:
             why = "is this robot" if sender == self.robot_id else (
                 f"arrived on {via}'s topic" if sender in self._links else "is not in the team")
             return self._drop(None, DropReason.UNKNOWN_SENDER, f"sender {sender!r} {why}")
+        if self.key is not None and not self.key.verify(msg):
+            return self._drop(sender, DropReason.UNAUTHENTICATED, "missing or wrong HMAC tag (not signed with the team key)")
         if int(msg.fingerprint) != self.fingerprint:
             return self._drop(sender, DropReason.FOREIGN_MODEL,
                               f"fingerprint {int(msg.fingerprint):#x} != {self.fingerprint:#x}")
@@ -221,8 +266,17 @@ class RoundExchange:
         if problem:
             return self._drop(sender, DropReason.MALFORMED, problem)
         round_index = int(msg.round)
+        session = int(getattr(msg, "session", 0))
         with self._condition:
-            self._links[sender].last_heard = now
+            link = self._links[sender]
+            if session in link.retired_sessions:
+                if not link.duplicate:
+                    link.duplicate = True
+                self._drops[DropReason.DUPLICATE_SENDER.value] += 1
+                link.drops[DropReason.DUPLICATE_SENDER.value] += 1
+                return DropReason.DUPLICATE_SENDER, (f"session {session:#x} of {sender!r} was replaced by "
+                                                     f"{link.session:#x}: two processes use this robot id")
+            link.last_heard = now
             current = self._round
         if round_index < current:
             return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
@@ -232,6 +286,15 @@ class RoundExchange:
         values = decode_values(msg.payload, self.num_vectors, self.num_params, int(msg.encoding))
         if not np.isfinite(values).all():
             return self._drop(sender, DropReason.NON_FINITE, f"round {round_index} has NaN/Inf values")
+        with self._condition:
+            restarted = self._links[sender].session not in (None, session)
+        if restarted and self.guard is not None:
+            self.guard.forget(sender)  # a restarted process may be far from where it was
+        if self.guard is not None:
+            problem = self.guard.check(sender, values[0])
+            if problem:
+                return self._drop(sender, DropReason.OUT_OF_BOUNDS, f"round {round_index}: {problem}")
+        ack = self._ack_for_me(msg, round_index)
         item = Received(sender, round_index, values, int(msg.degree), now)
         with self._condition:
             if round_index < self._round:  # the training thread moved on while we decoded
@@ -250,13 +313,29 @@ class RoundExchange:
                         self._superseded += 1
             held[round_index] = item
             link = self._links[sender]
+            if link.session not in (None, session):
+                link.retired_sessions.add(link.session)
+            link.session = session
+            link.absent = False  # it speaks again
+            if ack is not None and ack[0] >= self._acks_from.get(sender, (-1, 0, 0))[0]:
+                self._acks_from[sender] = ack
             link.received += 1
             link.last_round = round_index if link.last_round is None else max(link.last_round, round_index)
             self._accepted += 1
             self._condition.notify_all()
         return None
 
+    def _ack_for_me(self, msg: Any, round_index: int) -> tuple[int, int, int] | None:
+        """The sender's acknowledgement of our rounds: ``(newest round covered, bits, span)``."""
+        robots = list(getattr(msg, "ack_robots", ()))
+        if self.robot_id not in robots:
+            return None
+        bits = int(msg.ack_bits[robots.index(self.robot_id)])
+        return round_index - 1, bits, min(int(msg.ack_span), ACK_BITS)
+
     def _shape_problem(self, msg: Any) -> str | None:
+        if len(getattr(msg, "ack_robots", ())) != len(getattr(msg, "ack_bits", ())):
+            return f"{len(msg.ack_robots)} ack_robots but {len(msg.ack_bits)} ack_bits"
         encoding = int(msg.encoding)
         if encoding not in WIRE_DTYPES:
             return f"unknown encoding {encoding}"
@@ -298,6 +377,8 @@ class RoundExchange:
     def _ready(self, expected: tuple[str, ...]) -> bool:
         k = self._round
         for j in expected:
+            if self._links[j].absent:
+                continue
             held = self._held.get(j)
             if not held or (k not in held and max(held) <= k):
                 return False
@@ -338,7 +419,42 @@ class RoundExchange:
                 else:
                     link.missed += 1
                     link.missed_in_a_row += 1
-            return RoundInputs(round_index, used, expected, missing, timed_out=timed_out)
+                    if link.missed_in_a_row >= self.absent_after:
+                        link.absent = True
+            self._record_used(round_index, used)
+            acks = {j: self._acks_from[j] for j in expected if j in self._acks_from}
+            return RoundInputs(round_index, used, expected, missing, timed_out=timed_out, acks=acks)
+
+    def _record_used(self, round_index: int, used: Iterable[str]) -> None:
+        """Remember which teammates' round-``round_index`` weights this robot used (lock held)."""
+        shift = round_index - self._bits_round
+        if shift > 0:
+            mask = (1 << ACK_BITS) - 1
+            for name in self._used_bits:
+                self._used_bits[name] = (self._used_bits[name] << shift) & mask if shift < ACK_BITS else 0
+            self._bits_round = round_index
+        for name in used:
+            self._used_bits[name] |= 1 << (self._bits_round - round_index)
+
+    def restart_acknowledgements(self, round_index: int) -> None:
+        """This process starts (or resumes) at ``round_index``: it knows nothing of earlier rounds."""
+        with self._condition:
+            self._used_bits = {name: 0 for name in self._used_bits}
+            self._bits_round = int(round_index) - 1
+            self._first_round = int(round_index)
+
+    def acknowledgements(self, round_index: int) -> tuple[list[str], list[int], int]:
+        """What to send with our round-``round_index`` message: ``(robots, bits, span)``, bit ``b``
+        of a robot's entry = we used its round ``round_index - 1 - b``."""
+        with self._condition:
+            shift = (round_index - 1) - self._bits_round
+            robots, bits = [], []
+            for name, value in self._used_bits.items():
+                robots.append(name)
+                bits.append(0 if shift >= ACK_BITS else (value << shift) & ((1 << ACK_BITS) - 1) if shift >= 0
+                            else value >> -shift)
+            span = max(0, min(ACK_BITS, round_index - self._first_round))
+            return robots, bits, span
 
     def wait_for_neighbours(self, timeout: float) -> tuple[str, ...]:
         """Block until every expected neighbour has been heard once (or timeout / close).

@@ -24,6 +24,29 @@ class Diagnosis:
     values: list[tuple[str, str]]
 
 
+class BytesSent:
+    """Payload bytes a robot has published, and the rate since the previous :meth:`values` call.
+
+    ``add`` runs on the training thread, ``values`` on the diagnostics timer; both only touch
+    ints and floats (atomic under the GIL).
+    """
+
+    def __init__(self, now: float) -> None:
+        self.total = 0
+        self._last_total = 0
+        self._last_time = now
+
+    def add(self, nbytes: int) -> None:
+        self.total += int(nbytes)
+
+    def values(self, now: float) -> dict[str, float | int]:
+        """``{"bytes_sent": total, "bytes_sent_per_second": rate since the last call}``."""
+        total, elapsed = self.total, now - self._last_time
+        rate = (total - self._last_total) / elapsed if elapsed > 0 else float("nan")
+        self._last_total, self._last_time = total, now
+        return {"bytes_sent": total, "bytes_sent_per_second": rate}
+
+
 def _fmt(value: float | int | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -49,12 +72,14 @@ def diagnose(snapshot: ExchangeSnapshot, now: float, *, round_rate: float = floa
         if not expected and link.last_heard is None and not link.drops:
             continue
         age = None if link.last_heard is None else now - link.last_heard
-        if not expected:
+        if link.duplicate:
+            state = "DUPLICATE ROBOT ID: two processes send as this robot"
+        elif not expected:
             state = "not a neighbour now"
         elif link.last_heard is None:
             state = "never heard"
         elif link.missed_in_a_row >= WARN_MISSED_ROUNDS:
-            state = f"missed last {link.missed_in_a_row} rounds"
+            state = f"missed last {link.missed_in_a_row} rounds" + (" (absent: not waited for)" if link.absent else "")
         else:
             state = "ok"
         if expected and (link.last_heard is None or link.missed_in_a_row >= WARN_MISSED_ROUNDS):
@@ -69,6 +94,10 @@ def diagnose(snapshot: ExchangeSnapshot, now: float, *, round_rate: float = floa
         ]
     for key, value in (extra or {}).items():
         values.append((key, _fmt(value) if isinstance(value, (int, float)) or value is None else str(value)))
+    duplicates = sorted(name for name, link in snapshot.links.items() if link.duplicate)
+    if duplicates:
+        return Diagnosis(ERROR, f"duplicate robot id(s): {', '.join(duplicates)} (two processes; their messages "
+                                "are dropped)", values)
     if not snapshot.expected:
         return Diagnosis(OK, "no neighbours in range: training alone", values)
     if lagging and len(lagging) == len(snapshot.expected):
@@ -92,6 +121,9 @@ def status_message(report: Any, robot_id: str, stamp: Any) -> Any:
     status.round_rate = 0.0 if math.isnan(report.round_rate) else report.round_rate
     status.neighbours_heard = list(report.heard)
     status.messages_dropped = min(report.messages_dropped, 2**32 - 1)
+    status.dual_probe = report.dual_probe
+    status.dual_reverted = min(report.dual_reverted, 2**32 - 1)
+    status.dual_expired = min(report.dual_expired, 2**32 - 1)
     return status
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
@@ -47,19 +48,18 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float32
 
 from dinno_msgs.msg import RobotStatus, WeightUpdate
-from dinno_ros.data_sources import yaw_from_quaternion
 from dinno_ros.map_output import MapPublisher
-from dinno_ros.monitoring import diagnose, diagnostics_message, status_message
-from dinno_ros.node_main import init_node, spin_until, tear_down
+from dinno_ros.dds_profile import use_default_profile
+from dinno_ros.monitoring import BytesSent, diagnose, diagnostics_message, status_message
+from dinno_ros.node_main import hold_signals_while_saving, init_node, spin_until, tear_down
 from dinno_ros.node_parameters import declare_specs, parameter_overrides
 from dinno_ros.parameters import robot_parameters, validate_robot
 from dinno_ros.robot_settings import NodeOptions, RobotSettings
+from dinno_ros.sensor_inputs import TfPoses, pose_values, scan_values
 from dinno_ros.trainer import RobotTrainer, RoundReport
 from dinno_ros.weights_codec import ENCODINGS, to_message
 
 NODE_NAME = "dinno_robot"
-READER_DEPTH = 10
-"""History depth of the weight subscriptions (see RobotNode.__init__)."""
 
 
 class RobotNode(Node):
@@ -80,6 +80,7 @@ class RobotNode(Node):
                                     log=self.get_logger())
         self.map_publisher = MapPublisher.for_node(self, self.trainer, options)
         self._encoding = ENCODINGS[options.encoding]
+        self._bytes_sent = BytesSent(time.monotonic())
         self._stop = threading.Event()
         self.done = threading.Event()
         self.failed: BaseException | None = None
@@ -93,7 +94,7 @@ class RobotNode(Node):
         # of the reader's history before the executor takes it. Same reliability and durability,
         # so the QoS stays compatible; the history depth is not part of QoS matching.
         reader_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                history=HistoryPolicy.KEEP_LAST, depth=max(READER_DEPTH, options.weights_qos_depth))
+                                history=HistoryPolicy.KEEP_LAST, depth=max(options.weights_reader_depth, options.weights_qos_depth))
         me = settings.robot_id
         teammates = [r for r in settings.team if r != me]
         self._weight_subs = []
@@ -110,16 +111,19 @@ class RobotNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(options.diagnostics_period, self._publish_diagnostics)
 
-        odometry = [me] if settings.uses_radius or self.trainer.needs_sensors else []
+        sensors, pose_source = self.trainer.needs_sensors, self.trainer.pose_source
+        odometry = [me] if settings.uses_radius or (sensors and pose_source == "odometry") else []
         odometry += teammates if settings.uses_radius else []
         self._odom_subs = [
             self.create_subscription(Odometry, options.odom_topic if robot == me else
                                      options.neighbour_odom_topic.format(robot=robot),
-                                     lambda msg, owner=robot: self._on_odom(msg, owner), 20)
+                                     lambda msg, owner=robot: self._on_pose(msg, owner), 20)
             for robot in odometry]
-        if self.trainer.needs_sensors:
-            self._scan_sub = self.create_subscription(LaserScan, options.scan_topic, self._on_scan,
-                                                      qos_profile_sensor_data)
+        if sensors and pose_source == "pose_topic":
+            self.create_subscription(PoseWithCovarianceStamped, settings.frame.pose_topic, self._on_pose, 20)
+        self._tf = TfPoses(self, options.map_frame) if sensors and pose_source == "tf" else None
+        if sensors:
+            self.create_subscription(LaserScan, options.scan_topic, self._on_scan, qos_profile_sensor_data)
         mode = (f"communication_radius={settings.communication_radius:g} m" if settings.uses_radius
                 else f"neighbours={list(settings.neighbours)}")
         self.get_logger().info(
@@ -146,28 +150,25 @@ class RobotNode(Node):
             self.get_logger().warning(f"dropped a weight message on {topic}: {reason.value}: {detail}",
                                       throttle_duration_sec=2.0)
 
-    def _on_odom(self, msg: Odometry, owner: str) -> None:
-        pose = msg.pose.pose
-        q = pose.orientation
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self.trainer.add_odometry(owner, stamp, pose.position.x, pose.position.y,
-                                  yaw_from_quaternion(q.x, q.y, q.z, q.w))
+    def _on_pose(self, msg: Any, owner: str | None = None) -> None:  # owner None: frame.pose_topic
+        values = pose_values(msg)
+        if not (self.trainer.add_map_pose(*values) if owner is None else
+                self.trainer.add_odometry_message(owner, *values)):
+            self.get_logger().warning(f"rejected a pose of {owner or 'me'}: non-finite", throttle_duration_sec=5.0)
 
     def _on_scan(self, msg: LaserScan) -> None:
-        import numpy as np
-
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        if not self.trainer.add_scan(stamp, np.asarray(msg.ranges, dtype=float)):
-            self.get_logger().warning("skipped a lidar scan (malformed, no usable beam, or no odometry at its stamp)",
-                                      throttle_duration_sec=5.0)
+        if not self.trainer.add_scan(*scan_values(msg), sensor_pose=self._tf and self._tf.lidar_pose(msg)):
+            self.get_logger().warning("skipped a lidar scan (why: data.* in /diagnostics)", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ outgoing (training thread)
 
     def _publish_weights(self, values: Any, round_index: int, degree: int) -> None:
         """The trainer's ``publish`` port (raises EncodingError: the trainer counts it)."""
-        self.weights_pub.publish(to_message(
-            values, sender=self.settings.robot_id, round_index=round_index, fingerprint=self.trainer.fingerprint,
-            degree=degree, encoding=self._encoding, stamp=self.get_clock().now().to_msg()))
+        msg = to_message(values, sender=self.settings.robot_id, round_index=round_index,
+                         fingerprint=self.trainer.fingerprint, degree=degree, encoding=self._encoding,
+                         stamp=self.get_clock().now().to_msg(), **self.trainer.wire_fields(round_index))
+        self.weights_pub.publish(msg)
+        self._bytes_sent.add(len(msg.payload))
 
     def _on_round(self, report: RoundReport) -> None:
         for publisher, value in ((self.loss_pub, report.training_loss), (self.consensus_pub, report.neighbour_distance),
@@ -179,6 +180,7 @@ class RobotNode(Node):
 
     def _publish_diagnostics(self) -> None:
         snapshot, extra = self.trainer.diagnostics()
+        extra.update(self._bytes_sent.values(time.monotonic()))
         diagnosis = diagnose(snapshot, time.monotonic(), round_rate=self.trainer.round_rate, extra=extra)
         self.diagnostics_pub.publish(diagnostics_message(diagnosis, self.settings.robot_id,
                                                          self.get_clock().now().to_msg()))
@@ -227,6 +229,7 @@ class RobotNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_default_profile()  # before rclpy.init: Fast DDS reads it with the first participant
     node = init_node(RobotNode, "robot_node", sys.argv if argv is None else argv)
     if node is None:
         return 2
@@ -235,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     node.start()
     interrupted = True
     try:
-        interrupted = spin_until(executor, node.done)
+        interrupted = spin_until(executor, node.done, "robot_node")
     finally:
+        hold_signals_while_saving("robot_node")
         node.stop()
         if not interrupted and rclpy.ok() and node.trainer.finished:
             node.flush()

@@ -12,11 +12,14 @@ Plain Python (pydantic): no rclpy import, so the trainer and the tests use it wi
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from dinno_ros.data_sources import FrameSettings
+from dinno_ros.message_auth import AUTH_MODES, TEAM_KEY_ENV, TeamKey
 from dinno_ros.ros_names import check_member, check_neighbours, check_team, check_topic, check_topic_pattern
 from dinno_ros.weights_codec import ENCODINGS
 
@@ -67,6 +70,25 @@ class RobotSettings(BaseModel):
                                  "every checkpoint_every rounds and on shutdown. Empty: no checkpoints.")
     results_path: str = Field("", description="JSON results written on exit ({robot} is replaced by robot_id); "
                               "the final weights go next to it as <name>.weights.npy. Empty: none.")
+    auth: Literal[AUTH_MODES] = Field(  # type: ignore[valid-type]
+        "hmac", description="Weight-message authentication: 'hmac' signs and verifies every message with the "
+        "team key (team_key_file); 'open' hears anyone on the domain (trusted networks only).")
+    team_key_file: str = Field("", validate_default=True, description="File holding the team's shared key as hex, mode 600 (create one "
+                               f"with: python -m dinno_ros.message_auth generate PATH). Empty: ${TEAM_KEY_ENV}.")
+    max_weight_distance: Annotated[float, Field(gt=0.0)] = Field(
+        10.0, description="Bounded-change check: drop a neighbour's weights farther than this many times "
+        "(|own weights| + weight_scale) from this robot's own.")
+    max_weight_step: Annotated[float, Field(gt=0.0)] = Field(
+        10.0, description="Bounded-change check: drop a neighbour's weights that moved more than this many "
+        "times (|its last accepted weights| + weight_scale) since its last accepted message.")
+    weight_scale: Annotated[float, Field(gt=0.0)] = Field(
+        1.0, description="Absolute scale added to the norms of the bounded-change check, so weights near zero "
+        "are not held to a zero bound.")
+    absent_after: Annotated[int, Field(ge=1)] = Field(
+        1, description="A neighbour that missed this many rounds in a row is not waited for until it speaks "
+        "again.")
+    frame: FrameSettings = Field(FrameSettings(), description="Mapping task: where the scans are in the team's "
+                                 "shared map frame (pose source, initial pose, lidar mount).")
 
     @field_validator("algorithm")
     @classmethod
@@ -115,6 +137,24 @@ class RobotSettings(BaseModel):
             raise ValueError("required by resume:=true / checkpoint_every > 0")
         return value
 
+    @field_validator("team_key_file")
+    @classmethod
+    def _team_key_file(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("auth", "hmac") == "open":
+            if value:
+                raise ValueError("is set but auth is 'open': choose one")
+            return value
+        value = value or os.environ.get(TEAM_KEY_ENV, "")
+        if not value:
+            raise ValueError(f"is required (or the environment variable {TEAM_KEY_ENV}): every weight message is "
+                             "signed with the team key (create one with: python -m dinno_ros.message_auth "
+                             "generate PATH), or set auth:=open to hear anyone on the domain")
+        try:  # a missing, unreadable, short or exposed key is an error now
+            TeamKey.from_file(value)
+        except ValueError as error:
+            raise ValueError(str(error).split(": ", 1)[-1]) from None
+        return value
+
     @property
     def index(self) -> int:
         return self.team.index(self.robot_id)
@@ -144,6 +184,9 @@ class NodeOptions(BaseModel):
     weights_qos_depth: Annotated[int, Field(ge=1, le=MAX_QOS_DEPTH)] = Field(
         2, description="KEEP_LAST depth of the weight topics (RELIABLE, TRANSIENT_LOCAL). 2 keeps round k "
         "available while round k+1 is published.")
+    weights_reader_depth: Annotated[int, Field(ge=1, le=MAX_QOS_DEPTH)] = Field(
+        100, description="History depth of each neighbour weights subscription: a burst (junk on a "
+        "neighbour's topic, its history at discovery) is queued and counted, not overwritten.")
     encoding: Literal[tuple(ENCODINGS)] = Field("float32", description="Wire encoding of the weights.")  # type: ignore[valid-type]
     torch_threads: Annotated[int, Field(ge=1, le=1024)] = Field(1, description="torch intra-op threads of this "
                                                                 "process.")

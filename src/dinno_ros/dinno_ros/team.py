@@ -54,6 +54,7 @@ from rich.text import Text
 from dinno_ros.progress import TeamProgress, create_status_monitor
 from dinno_core.config import ConfigError
 from dinno_core.plots import save_curves
+from dinno_ros.message_auth import TEAM_KEY_ENV, write_team_key
 from dinno_ros.team_config import TeamConfig, load_team_config
 from dinno_ros.process_spec import write_params_files
 from dinno_ros.supervisor import Child, StopSignals, Supervisor, clean_fastdds_shm
@@ -115,7 +116,20 @@ class TeamRun:
             (out / "robots" / f"{robot}.json").unlink(missing_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(self.config.dump(), sort_keys=False))
         params = write_params_files(self.spec.processes, out / "params")
+        self._provide_team_key()
         return Supervisor(self.spec.processes, params, out / "logs", self.env)
+
+    def _provide_team_key(self) -> None:
+        """Robots sign their weights with a team key: unless the config or the environment names one
+        (``parameters.team_key_file`` / ``DINNO_TEAM_KEY_FILE``) or asks for ``auth: open``, this
+        run's robots share ``<out>/team.key`` (created once, mode 600, kept for later runs)."""
+        params = self.config.parameters
+        if self.env.get(TEAM_KEY_ENV) or params.get("team_key_file") or params.get("auth") == "open":
+            return
+        path = self.out_dir / "team.key"
+        if not path.exists():
+            write_team_key(path)
+        self.env[TEAM_KEY_ENV] = str(path)
 
     def run(self) -> TeamResult:
         """Start, watch, stop and collect; the exit status and the results."""

@@ -25,6 +25,8 @@ what is allowed)::
     robot_overrides:                # per robot id
       alpha: {remappings: {odom: /alpha/odometry/filtered}, parameters: {torch_threads: 2}}
     simulator: {parameters: {}}     # optional extra process (default: dinno_ros lidar_sim)
+    controller: {parameters: {follow: {speed: 0.6}}}   # optional path follower (mapping): robots
+                                    # drive by cmd_vel; the simulator then needs motion: cmd_vel
     shutdown: {sigint_timeout: 10, sigterm_timeout: 5}      # dinno-team's stop sequence
 
 Static graph kinds (complete, cycle, path, star, wheel, erdos_renyi, geometric) are built once
@@ -126,6 +128,21 @@ class SimulatorConfig(_Strict):
         return check_remappings(value)
 
 
+class ControllerConfig(SimulatorConfig):
+    """The path follower that drives mapping robots by ``cmd_vel`` (one process for the team).
+
+    It gets ``team``, ``seed``, ``use_sim_time`` and the task section like the simulator, then
+    ``parameters`` (``follow.speed``, ``follow.max_turn_rate``, ... see
+    ``dinno_ros.path_follower_node``). With the embedded simulator, give the simulator
+    ``parameters: {motion: cmd_vel}``; the Gazebo launch always starts one for a mapping team
+    (Gazebo's robots move only by cmd_vel).
+    """
+
+    executable: str = "path_follower"
+    module: str = "dinno_ros.path_follower_node"
+    node_name: str = "path_follower"
+
+
 class ShutdownConfig(_Strict):
     """How ``dinno-team`` stops its processes: SIGINT, wait, SIGTERM, wait, SIGKILL."""
 
@@ -165,6 +182,8 @@ class TeamConfig(_Strict):
     """Extra ROS parameters for every robot (nested mappings become dotted names)."""
     robot_overrides: dict[str, RobotOverride] = Field(default_factory=dict)
     simulator: SimulatorConfig | None = None
+    controller: ControllerConfig | None = None
+    """Path follower driving the robots by cmd_vel (mapping task; see :class:`ControllerConfig`)."""
     shutdown: ShutdownConfig = ShutdownConfig()
 
     @model_validator(mode="before")
@@ -225,6 +244,16 @@ class TeamConfig(_Strict):
             raise ValueError(
                 f"robot_overrides names unknown robots {', '.join(unknown)}; allowed: {', '.join(ids)}"
             )
+        motion = (self.simulator.parameters.get("motion", "scripted") if self.simulator is not None else None)
+        if motion == "cmd_vel" and self.controller is None:
+            raise ValueError("simulator.parameters.motion is cmd_vel but there is no controller section: the "
+                             "robots would stand still (add controller: {} for the path follower)")
+        if self.controller is not None and self.simulator is not None and motion != "cmd_vel":
+            raise ValueError("controller is set but the simulator moves the robots along scripted paths: set "
+                             "simulator.parameters.motion: cmd_vel (or drop the controller section)")
+        if self.controller is not None and getattr(self.task, "name", None) != "mapping":
+            raise ValueError(f"controller drives mapping robots along their paths; task.name is "
+                             f"{getattr(self.task, 'name', None)!r}")
         reserved = {"robot_id", "team", "neighbours", "communication_radius"}
         for where, params in [("parameters", self.parameters)] + [
                 (f"robot_overrides.{r}.parameters", o.parameters) for r, o in self.robot_overrides.items()]:

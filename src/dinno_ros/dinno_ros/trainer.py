@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import os
 import threading
 import time
@@ -39,13 +40,24 @@ import torch
 from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
-from dinno_core.config import ConfigError, set_up_model
+from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
+from dinno_core.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    claim_checkpoint_path,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+    write_json,
+)
+from dinno_core.config import set_up_model
 from dinno_core.graphs import disk_graph
 from dinno_core.team import TeamData
-from dinno_ros.checkpoint import load_checkpoint, save_checkpoint, write_json
-from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
+from dinno_ros.data_sources import DataSource, MappingDataSource, ScanGeometry, StaticDataSource, planar_pose
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
+from dinno_ros.message_auth import TeamKey
 from dinno_ros.robot_settings import RobotSettings
+from dinno_ros.update_guard import GuardLimits, UpdateGuard
 from dinno_ros.weights_codec import EncodingError
 
 INLINE_WEIGHTS_MAX = 100_000
@@ -72,6 +84,10 @@ class RoundReport:
     rejected: bool
     messages_dropped: int = 0
     """Weight messages dropped so far (all reasons)."""
+    dual_probe: float = float("nan")
+    """``<p_i, u>`` (DiNNO): the team's sum is zero while the edge duals cancel."""
+    dual_reverted: int = 0
+    dual_expired: int = 0
 
 
 @dataclass
@@ -91,12 +107,15 @@ class TrainerState:
     catch_ups: list[CatchUp] = field(default_factory=list)
     last_report: RoundReport | None = None
     finished: bool = False
+    training_started: float | None = None
+    """Monotonic clock when the first round began (after the start-up wait for the neighbours)."""
+    last_step_at: float | None = None
 
 
 def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
     """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window."""
     if settings.task.name == "mapping":
-        return MappingDataSource.for_task(task, settings.seed + settings.index)
+        return MappingDataSource.for_task(task, settings.seed + settings.index, frames=settings.frame)
     return StaticDataSource(task.robot_data(len(settings.team))[settings.index])
 
 
@@ -130,8 +149,13 @@ class RobotTrainer:
         self.exchange = RoundExchange(
             settings.robot_id, settings.team, fingerprint=self.fingerprint, num_params=self.num_params,
             num_vectors=self.algorithm.payload_vectors, neighbours=settings.neighbours,
-            max_round_lead=settings.max_round_lead,
+            max_round_lead=settings.max_round_lead, key=self._team_key(settings),
+            guard=UpdateGuard(GuardLimits(settings.max_weight_distance, settings.max_weight_step,
+                                          settings.weight_scale)),
+            absent_after=settings.absent_after,
         )
+        self.session = secrets.randbits(64)
+        """This process's session id, sent with every message (duplicate robot ids show as two)."""
         self.state = TrainerState()
         self._poses: dict[str, tuple[float, float]] = {}
         self._poses_lock = threading.Lock()
@@ -142,7 +166,21 @@ class RobotTrainer:
         self._lock = threading.Lock()  # guards algorithm state between the training thread and saves
         if settings.resume:
             self._resume()
+        self._claim_checkpoint_path()
         self.exchange.begin_round(self.algorithm.round)
+        self.exchange.restart_acknowledgements(self.algorithm.round)
+        self._set_reference()
+
+    @staticmethod
+    def _team_key(settings: RobotSettings) -> TeamKey | None:
+        """The team key (``auth: hmac``); a missing or bad file is a ConfigError naming it."""
+        return TeamKey.from_file(settings.team_key_file) if settings.auth == "hmac" else None
+
+    def wire_fields(self, round_index: int) -> dict[str, Any]:
+        """What a weight message of round ``round_index`` carries besides the weights: this process's
+        session, the acknowledgements of the neighbours' rounds, and the key that signs it."""
+        return {"session": self.session, "acks": self.exchange.acknowledgements(round_index),
+                "key": self.exchange.key}
 
     # ------------------------------------------------------------------ what the node hands in
 
@@ -160,16 +198,37 @@ class RobotTrainer:
         """Every teammate's odometry is needed (communication radius)."""
         return self.settings.uses_radius
 
+    @property
+    def pose_source(self) -> str:
+        """Where this robot's scan poses come from (``frame.pose_source``)."""
+        return self.settings.frame.pose_source
+
     def add_odometry(self, robot: str, stamp: float, x: float, y: float, yaw: float) -> None:
-        """A pose of ``robot`` (this robot or a teammate) in the team's shared frame."""
+        """A planar odometry pose of ``robot`` (this robot or a teammate)."""
         with self._poses_lock:
             self._poses[robot] = (x, y)
-        if robot == self.settings.robot_id and self.source.needs_sensors:
+        if robot == self.settings.robot_id and self.source.needs_sensors and self.pose_source == "odometry":
             self.source.add_odometry(stamp, x, y, yaw)
 
-    def add_scan(self, stamp: float, ranges: np.ndarray) -> bool:
-        """One lidar scan of this robot; False if it was skipped (malformed, empty, no pose)."""
-        return self.source.add_scan(stamp, ranges)
+    def add_odometry_message(self, robot: str, stamp: float, x: float, y: float, qx: float, qy: float, qz: float,
+                             qw: float) -> bool:
+        """An odometry message's pose (quaternion of any norm); False if rejected (zero/non-finite)."""
+        planar = planar_pose(x, y, qx, qy, qz, qw)
+        if planar is None:
+            if robot == self.settings.robot_id and self.source.needs_sensors:
+                self.source.add_pose(stamp, x, y, qx, qy, qz, qw)  # counts it
+            return False
+        self.add_odometry(robot, stamp, *planar[0])
+        return True
+
+    def add_map_pose(self, stamp: float, x: float, y: float, qx: float, qy: float, qz: float, qw: float) -> bool:
+        """This robot's pose in the map frame (``frame.pose_source: pose_topic``); False if rejected."""
+        return self.source.add_pose(stamp, x, y, qx, qy, qz, qw)
+
+    def add_scan(self, stamp: float, ranges: np.ndarray, geometry: ScanGeometry | None = None,
+                 frame_id: str | None = None, *, sensor_pose: Any = None) -> bool:
+        """One lidar scan of this robot with its own metadata; False if it was skipped (and counted)."""
+        return self.source.add_scan(stamp, ranges, geometry=geometry, frame_id=frame_id, sensor_pose=sensor_pose)
 
     def update_neighbours(self) -> None:
         """With a communication radius: expect the teammates in range (none while our own pose is
@@ -230,7 +289,10 @@ class RobotTrainer:
             "catch_ups": len(state.catch_ups), "rejected_updates": state.rejected_updates,
             "not_sent_non_finite": state.not_sent_non_finite,
             "training_loss": None if report is None else report.training_loss,
-            "neighbour_distance": None if report is None else report.neighbour_distance}
+            "neighbour_distance": None if report is None else report.neighbour_distance,
+            "dual_probe": None if report is None else report.dual_probe,
+            "dual_reverted": 0 if report is None else report.dual_reverted,
+            "dual_expired": 0 if report is None else report.dual_expired}
         extra.update({f"data.{k}": v for k, v in self.source.stats().items()})
         return self.exchange.snapshot(), extra
 
@@ -242,20 +304,29 @@ class RobotTrainer:
 
     def _resume(self) -> None:
         path = self.settings.checkpoint_path
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             self.log.warning(f"resume requested but {path} does not exist: starting from round 0")
             return
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, required=("robot_id", "fingerprint", "kind", "num_params", "algorithm",
+                                                "algorithm.theta", "algorithm.round", "data"))
         mine = {"robot_id": self.settings.robot_id, "fingerprint": self.fingerprint,
                 "kind": self.settings.algorithm.kind, "num_params": self.num_params}
         wrong = {k: state.get(k) for k, v in mine.items() if state.get(k) != v}
         if wrong:
-            raise ConfigError(f"parameter 'checkpoint_path': {path} does not belong to this robot/model: "
-                              f"it has {wrong}, expected {mine}")
-        self.algorithm.load_state_dict(state["algorithm"])
-        self.data.load_state_dict(state["data"])
+            raise CheckpointError(path, f"does not belong to this robot/model: it has {wrong}, expected {mine}")
+        restore(path, lambda: (self.algorithm.load_state_dict(state["algorithm"]),
+                               self.data.load_state_dict(state["data"])))
         self.resumed_from = self.algorithm.round
         self.log.info(f"resumed from {path} at round {self.algorithm.round}")
+
+    def _claim_checkpoint_path(self) -> None:
+        """Never overwrite a checkpoint this run did not resume from: keep it aside first."""
+        if not self.settings.checkpoint_path:
+            return
+        aside = claim_checkpoint_path(self.settings.checkpoint_path, resuming=self.resumed_from is not None)
+        if aside is not None:
+            self.log.warning(f"{self.settings.checkpoint_path} held a checkpoint this run did not resume from "
+                             f"(resume is off): kept it as {aside}")
 
     def checkpoint_state(self) -> dict[str, Any]:
         with self._lock:
@@ -303,6 +374,8 @@ class RobotTrainer:
                 self.log.warning(f"starting without having heard {', '.join(silent)} "
                                  f"after {self.settings.startup_timeout:g} s")
         rounds = self.settings.rounds
+        self.state.training_started = time.monotonic()
+        self.log.info(f"started training at round {self.algorithm.round}")
         while not stop.is_set():
             if rounds and self.algorithm.round >= rounds:
                 self.state.finished = True
@@ -348,21 +421,48 @@ class RobotTrainer:
             self.log.error(f"round {self.algorithm.round}: not sending weights: {error}")
 
     def _inbox(self, inputs: RoundInputs) -> Inbox:
+        """One slot per expected neighbour (absent ones masked), with its team index and its newest
+        acknowledgement of our rounds, so DiNNO can reconcile its edge duals."""
         dtype = self.settings.torch_dtype
-        received = list(inputs.neighbours.values())
-        if not received:
+        expected = list(inputs.expected) or list(inputs.neighbours)
+        if not expected:
             return Inbox.empty(1, self.algorithm.payload_vectors, self.num_params, dtype)
-        payloads = torch.from_numpy(np.stack([r.values for r in received])).to(dtype)[None]
-        return Inbox(payloads=payloads, mask=torch.ones(1, len(received), dtype=torch.bool),
-                     sender_degrees=torch.tensor([[float(r.degree) for r in received]], dtype=dtype))
+        present = [j for j in expected if j in inputs.neighbours]
+        payloads = torch.zeros(1, len(expected), self.algorithm.payload_vectors, self.num_params, dtype=dtype)
+        mask = torch.tensor([[j in inputs.neighbours for j in expected]])
+        if present:
+            payloads[0, mask[0]] = torch.from_numpy(np.stack([inputs.neighbours[j].values for j in present])).to(dtype)
+        degrees = torch.tensor([[float(inputs.neighbours[j].degree) if j in inputs.neighbours else 0.0
+                                 for j in expected]], dtype=dtype)
+        acks = [inputs.acks.get(j, (-1, 0, 0)) for j in expected]
+        return Inbox(payloads=payloads, mask=mask, sender_degrees=degrees,
+                     senders=torch.tensor([[self.settings.team.index(j) for j in expected]]),
+                     acks=Acknowledgements(round=torch.tensor([[a[0] for a in acks]]),
+                                           bits=torch.tensor([[a[1] for a in acks]]),
+                                           span=torch.tensor([[a[2] for a in acks]])))
+
+    def _set_reference(self) -> None:
+        """This robot's weights are the bounded-change check's reference for its neighbours'."""
+        if self.exchange.guard is not None:
+            self.exchange.guard.set_reference(self.algorithm.theta[0].detach().cpu().numpy())
+
+    def dual_monitor(self) -> tuple[float, int, int]:
+        """``(dual_probe, reverted, expired)`` of DiNNO's edge duals (NaN, 0, 0 for other algorithms)."""
+        dual = getattr(self.algorithm, "dual", None)
+        ledger = getattr(self.algorithm, "ledger", None)
+        if dual is None or ledger is None:
+            return float("nan"), 0, 0
+        return (float(dual_probe(dual, self.fingerprint)[0]), int(ledger.counts["reverted"][0]),
+                int(ledger.counts["expired"][0]))
 
     def _step(self, inputs: RoundInputs) -> None:
         inbox = self._inbox(inputs)
         with self._lock:
             own = self.algorithm.outgoing()[0, 0].clone()
             stats = self.algorithm.step(inbox, self.data.sample)
-        if inbox.payloads.shape[1]:
-            distances = (inbox.payloads[0, :, 0] - own).norm(dim=1)
+        self._set_reference()
+        if inbox.mask.any():
+            distances = (inbox.payloads[0, inbox.mask[0], 0] - own).norm(dim=1)
             neighbour_distance = float(distances.mean())
         else:
             neighbour_distance = float("nan")
@@ -371,6 +471,7 @@ class RobotTrainer:
             rate = 1.0 / (now - self._last_step)
             self._rate = rate if math.isnan(self._rate) else 0.9 * self._rate + 0.1 * rate
         self._last_step = now
+        self.state.last_step_at = now
         rho = getattr(self.algorithm, "rho", None)
         rejected = bool(stats.rejected[0])
         self.state.rounds_stepped += 1
@@ -385,6 +486,7 @@ class RobotTrainer:
             heard=tuple(inputs.neighbours), missing=inputs.missing, timed_out=inputs.timed_out, rejected=rejected,
             messages_dropped=self.exchange.total_dropped,
         )
+        report.dual_probe, report.dual_reverted, report.dual_expired = self.dual_monitor()
         self.state.last_report = report
         self._on_round(report)
 
@@ -401,6 +503,7 @@ class RobotTrainer:
             theta = torch.from_numpy(mean).to(self.settings.torch_dtype)[None]
         with self._lock:
             self.algorithm.jump_to(target, theta)
+        self._set_reference()
         self.state.catch_ups.append(CatchUp(k, target, warm, time.time()))
         self.log.warning(f"behind the team: neighbours are at round {inputs.catch_up_to}, we were at {k}; "
                          f"adopting round {target}" + (" (warm start from their mean)" if warm else ""))
@@ -423,9 +526,12 @@ class RobotTrainer:
             "not_sent_non_finite": self.state.not_sent_non_finite,
             "catch_ups": [vars(c) for c in self.state.catch_ups],
             "drops": snap.drops, "messages_dropped": sum(snap.drops.values()),
+            "dual": dict(zip(("probe", "reverted", "expired"), self.dual_monitor())),
+            "duplicate_ids": sorted(name for name, link in snap.links.items() if link.duplicate),
             "accepted": snap.accepted, "superseded": snap.superseded,
             "links": {name: {"received": link.received, "used": link.used, "missed": link.missed,
-                             "last_round": link.last_round, "drops": dict(link.drops)}
+                             "last_round": link.last_round, "drops": dict(link.drops), "absent": link.absent,
+                             "duplicate": link.duplicate}
                       for name, link in snap.links.items()},
             "neighbours": list(snap.expected),
             "last_metrics": None if report is None else {
@@ -434,6 +540,8 @@ class RobotTrainer:
                 "heard": list(report.heard)},
             "data": self.source.stats(),
             "elapsed_s": time.time() - self.started_unix,
+            "training_s": None if self.state.training_started is None or self.state.last_step_at is None
+            else self.state.last_step_at - self.state.training_started,
             "weights": theta.tolist() if theta.size <= INLINE_WEIGHTS_MAX else None,
         }
 
@@ -444,7 +552,10 @@ class RobotTrainer:
         results = self.results()
         weights_path = str(Path(path).with_suffix("")) + ".weights.npy"
         with self._lock:
-            np.save(weights_path, self.algorithm.theta[0].detach().cpu().numpy())
+            weights = self.algorithm.theta[0].detach().cpu().numpy().copy()
+        # Atomic, and the folder is created: a robot started by `ros2 launch` (no dinno-team
+        # to prepare results/robots/) must still write its results.
+        atomic_write(weights_path, lambda handle: np.save(handle, weights))
         results["weights_path"] = weights_path
         write_json(path, results)
         return path

@@ -1,7 +1,10 @@
 """Weight vectors ↔ ``dinno_msgs/WeightUpdate`` without per-element Python work.
 
 The message's ``payload`` is ``uint8[]``: the little-endian bytes of ``num_vectors * num_params``
-values in the chosen encoding (float32 or float16), vector after vector.
+values in the chosen encoding (float32 or float16), vector after vector. The 8-bit encoding
+(:mod:`dinno_core.quantization`: chunks of 256 values, each with a float32 offset and scale) is
+laid out as every chunk's offset (``<f4``, vector after vector), then every chunk's scale, then one
+``uint8`` code per value: ``num_vectors * (num_params + 8 * ceil(num_params / 256))`` bytes.
 
 * Packing goes through one ``array.array('B').frombytes(memoryview)`` (measured fastest here:
   about 0.6 ms for 1M float32, the generated setter keeps an ``array.array`` as it is, while a
@@ -17,23 +20,30 @@ from __future__ import annotations
 
 import array
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+
+from dinno_core.quantization import dequantize_uint8, num_chunks, quantize_uint8, wire_nbytes
 
 ENCODING_FLOAT32 = 0
 """Same value as ``WeightUpdate.ENCODING_FLOAT32``."""
 ENCODING_FLOAT16 = 1
 """Same value as ``WeightUpdate.ENCODING_FLOAT16``."""
+ENCODING_UINT8 = 2
+"""Same value as ``WeightUpdate.ENCODING_UINT8``: 8-bit codes, per-chunk float32 offset and scale."""
 
-ENCODINGS: dict[str, int] = {"float32": ENCODING_FLOAT32, "float16": ENCODING_FLOAT16}
-"""Encoding names (the ``encoding`` node parameter) → wire code."""
+ENCODINGS: dict[str, int] = {"float32": ENCODING_FLOAT32, "float16": ENCODING_FLOAT16, "uint8": ENCODING_UINT8}
+"""Encoding names (the ``encoding`` node parameter, :data:`dinno_core.quantization.WIRE_ENCODINGS`) → wire code."""
+ENCODING_NAMES: dict[int, str] = {code: name for name, code in ENCODINGS.items()}
 WIRE_DTYPES: dict[int, np.dtype] = {
     ENCODING_FLOAT32: np.dtype("<f4"),
     ENCODING_FLOAT16: np.dtype("<f2"),
+    ENCODING_UINT8: np.dtype("u1"),
 }
-"""Wire code → little-endian numpy dtype of one value."""
+"""Wire code → little-endian numpy dtype of one value (for ``uint8``, of one code)."""
 
 FLOAT16_MAX = 65504.0
 """Largest finite float16."""
@@ -47,7 +57,7 @@ class EncodingError(ValueError):
 
 def _as_numpy(values: Any) -> np.ndarray:
     """A numpy view (or copy, for torch tensors on another device / with grad) of ``values``."""
-    if hasattr(values, "detach") and hasattr(values, "cpu"):  # torch.Tensor, without importing torch
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # torch.Tensor
         values = values.detach().cpu().numpy()
     return np.asarray(values)
 
@@ -75,6 +85,8 @@ def encode_values(values: Any, encoding: int = ENCODING_FLOAT32) -> tuple[array.
         if single.size and float(np.abs(single).max()) > FLOAT16_MAX:
             raise EncodingError(f"refusing to encode weights out of float16 range (|w| > {FLOAT16_MAX})")
         wire = _convert(single, np.float16)
+    elif encoding == ENCODING_UINT8:
+        wire = _quantize(single)
     else:
         wire = single
     payload = array.array("B")
@@ -82,15 +94,27 @@ def encode_values(values: Any, encoding: int = ENCODING_FLOAT32) -> tuple[array.
     return payload, int(data.shape[0]), int(data.shape[1])
 
 
+def _quantize(single: np.ndarray) -> np.ndarray:
+    """float32 ``[m, n]`` → the 8-bit payload bytes (offsets, scales, codes) as one uint8 array."""
+    try:
+        codes, offsets, scales = quantize_uint8(torch.from_numpy(single))
+    except ValueError as error:
+        raise EncodingError(str(error)) from None
+    parts = [offsets.numpy().astype("<f4"), scales.numpy().astype("<f4")]
+    return np.concatenate([p.reshape(-1).view(np.uint8) for p in parts] + [codes.numpy().reshape(-1)])
+
+
 def payload_nbytes(num_vectors: int, num_params: int, encoding: int) -> int:
     """Expected payload length in bytes (``KeyError`` for an unknown encoding)."""
-    return num_vectors * num_params * WIRE_DTYPES[encoding].itemsize
+    return wire_nbytes(num_vectors, num_params, ENCODING_NAMES[encoding])
 
 
 def decode_values(payload: Any, num_vectors: int, num_params: int, encoding: int) -> np.ndarray:
     """Payload bytes → ``float32 [num_vectors, num_params]``.
 
-    Zero-copy (a read-only view of ``payload``) for float32; float16 is converted. Raises
+    Zero-copy (a read-only view of ``payload``) for float32; float16 is converted, 8-bit codes
+    are expanded with their chunks' offsets and scales (a NaN/Inf offset or scale, which no
+    encoder writes, decodes to non-finite values that the receiver drops). Raises
     ``ValueError`` if the length does not match or the encoding is unknown.
     """
     if encoding not in WIRE_DTYPES:
@@ -100,17 +124,28 @@ def decode_values(payload: Any, num_vectors: int, num_params: int, encoding: int
     flat = np.frombuffer(payload, dtype=np.uint8) if not isinstance(payload, np.ndarray) else payload.view(np.uint8)
     if flat.size != expected:
         raise ValueError(f"payload has {flat.size} bytes, expected {expected}")
+    if encoding == ENCODING_UINT8:
+        return _dequantize(flat, num_vectors, num_params)
     values = flat.view(dtype).reshape(num_vectors, num_params)
     if encoding != ENCODING_FLOAT32:
         values = _convert(values, np.float32)
     return values
 
 
+def _dequantize(flat: np.ndarray, num_vectors: int, num_params: int) -> np.ndarray:
+    count = num_vectors * num_chunks(num_params)
+    header = np.array(flat[: 8 * count])  # a small aligned, writable copy
+    offsets = header[: 4 * count].view("<f4").astype(np.float32).reshape(num_vectors, -1)
+    scales = header[4 * count:].view("<f4").astype(np.float32).reshape(num_vectors, -1)
+    codes = np.array(flat[8 * count:]).reshape(num_vectors, num_params)
+    with np.errstate(all="ignore"):
+        values = dequantize_uint8(torch.from_numpy(codes), torch.from_numpy(offsets), torch.from_numpy(scales))
+    return values.numpy()
+
+
 def _convert(values: np.ndarray, dtype: type) -> np.ndarray:
     """float32 ↔ float16 conversion; torch's vectorized cast is ~3x faster than numpy's here."""
     if sys.byteorder == "little":
-        import torch
-
         target = torch.float16 if dtype is np.float16 else torch.float32
         values = np.ascontiguousarray(values)
         if not values.flags.writeable:  # torch.from_numpy warns on read-only buffers (e.g. bytes)
@@ -135,15 +170,31 @@ class WeightPacket:
     degree: int
     encoding: int
     payload: Any
+    session: int = 0
+    ack_robots: list[str] = field(default_factory=list)
+    ack_bits: list[int] = field(default_factory=list)
+    ack_span: int = 0
+    auth_tag: Any = b""
+
+
+Acks = tuple[list[str], list[int], int]
+"""``(robots, bits, span)``: what :meth:`dinno_ros.exchange.RoundExchange.acknowledgements` returns."""
+NO_ACKS: Acks = ([], [], 0)
 
 
 def to_packet(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
-              encoding: int = ENCODING_FLOAT32) -> WeightPacket:
-    """``values [m, n]`` → :class:`WeightPacket` (no ROS)."""
+              encoding: int = ENCODING_FLOAT32, session: int = 0, acks: Acks = NO_ACKS,
+              key: Any = None) -> WeightPacket:
+    """``values [m, n]`` → :class:`WeightPacket` (no ROS); signed when ``key`` (a
+    :class:`dinno_ros.message_auth.TeamKey`) is given."""
     _check_header(round_index, degree, fingerprint)
     payload, m, n = encode_values(values, encoding)
-    return WeightPacket(sender=sender, round=round_index, fingerprint=fingerprint, num_params=n,
-                        num_vectors=m, degree=degree, encoding=encoding, payload=payload)
+    packet = WeightPacket(sender=sender, round=round_index, fingerprint=fingerprint, num_params=n,
+                          num_vectors=m, degree=degree, encoding=encoding, payload=payload, session=session,
+                          ack_robots=list(acks[0]), ack_bits=list(acks[1]), ack_span=acks[2])
+    if key is not None:
+        key.sign(packet)
+    return packet
 
 
 def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
@@ -156,7 +207,8 @@ def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
 
 
 def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
-               encoding: int = ENCODING_FLOAT32, stamp: Any = None) -> Any:
+               encoding: int = ENCODING_FLOAT32, stamp: Any = None, session: int = 0, acks: Acks = NO_ACKS,
+               key: Any = None) -> Any:
     """``values [m, n]`` (numpy or torch) → ``dinno_msgs.msg.WeightUpdate``.
 
     ``stamp`` is a ``builtin_interfaces/Time`` (e.g. ``node.get_clock().now().to_msg()``).
@@ -177,6 +229,12 @@ def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, 
     msg.degree = degree
     msg.encoding = encoding
     msg.payload = payload
+    msg.session = session
+    msg.ack_robots = list(acks[0])
+    msg.ack_bits = array.array("I", acks[1])
+    msg.ack_span = acks[2]
+    if key is not None:
+        key.sign(msg)
     return msg
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from dinno_core.algorithms.config import OptimizerConfig
+from dinno_core.algorithms.dual_ledger import Acknowledgements
 from dinno_core.params import FlatModel
 
 SampleFn = Callable[[int], tuple[Tensor, Tensor]]
@@ -32,11 +33,17 @@ class Inbox:
     a dropped link, a message that missed the deadline) contributes nothing: that is exactly
     a time-varying graph. ``sender_degrees[r, k]`` is that neighbour's degree this round,
     used for Metropolis weights.
+
+    ``senders[r, k]`` (optional) is the team index of slot ``k``'s sender and ``acks`` what the
+    senders acknowledged (see :mod:`dinno_core.algorithms.dual_ledger`); with both, DiNNO keeps
+    its edge duals equal and opposite under one-sided loss. Without them it is the paper's rule.
     """
 
     payloads: Tensor
     mask: Tensor
     sender_degrees: Tensor
+    senders: Tensor | None = field(default=None)
+    acks: Acknowledgements | None = field(default=None)
 
     @classmethod
     def empty(cls, num_robots: int, payload_vectors: int, num_params: int, dtype: torch.dtype,

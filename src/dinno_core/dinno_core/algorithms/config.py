@@ -79,6 +79,10 @@ class DinnoConfig(_Strict):
     batch_size: int = 64
     optimizer: OptimizerConfig = OptimizerConfig()
     lr: LearningRateSchedule = LearningRateSchedule(kind="constant", start=5e-3)
+    reconcile_window: int = Field(16, ge=0, le=32)
+    """Rounds an edge's dual increment waits for the neighbour's acknowledgement before it is
+    reverted (:mod:`dinno_core.algorithms.dual_ledger`), so messages lost one way never move
+    the answer. 0: no reconciliation, the paper's per-robot dual (drifts under one-sided loss)."""
 
     @model_validator(mode="after")
     def _proximal_needs_adam(self) -> DinnoConfig:

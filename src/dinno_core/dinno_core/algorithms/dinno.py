@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dinno_core.algorithms.base import DistributedAlgorithm, Inbox, PrimalSolver, SampleFn
+from dinno_core.algorithms.base import DistributedAlgorithm, Inbox, PrimalSolver, RoundStats, SampleFn
 from dinno_core.algorithms.config import DinnoConfig
+from dinno_core.algorithms.dual_ledger import DualLedger
 from dinno_core.algorithms.penalty import ResidualBalancing
 from dinno_core.algorithms.proximal import ProximalAdam
 from dinno_core.algorithms.schedules import learning_rate
@@ -28,6 +29,12 @@ class Dinno(DistributedAlgorithm):
     contributes no term, so dropped links are a time-varying graph. ``config.primal_step``
     picks how step 3 is taken: the configured torch optimizer on the whole objective (the
     paper), or :class:`~dinno_core.algorithms.proximal.ProximalAdam`.
+
+    Under message loss the step-2 increment of each edge is kept pending until the neighbour
+    acknowledges the round, and reverted if it did not use it (``config.reconcile_window``,
+    :class:`~dinno_core.algorithms.dual_ledger.DualLedger`), so ``sum_i p_i`` stays zero and the
+    team converges to the loss-free optimum. The inbox must name its senders and carry their
+    acknowledgements for that; without them (or with window 0) the update is the paper's.
     """
 
     def __init__(self, model: FlatModel, theta: Tensor, config: DinnoConfig) -> None:
@@ -40,10 +47,24 @@ class Dinno(DistributedAlgorithm):
             self.solver = ProximalAdam(self.parameter, config.optimizer.betas)
         else:
             self.solver = PrimalSolver(config.optimizer, self.parameter)
+        self.ledger = DualLedger(self.num_robots, config.reconcile_window or 1, theta.device)
+        self._recording = False
         self.penalty: ResidualBalancing | None = None
         if config.rho_adaptation.kind == "residual_balancing":
             self.penalty = ResidualBalancing(config.rho_adaptation, self.num_robots, self.theta.shape[1],
                                              theta.dtype, theta.device)
+
+    def _reconciles(self, inbox: Inbox) -> bool:
+        return self.config.reconcile_window > 0 and inbox.senders is not None and inbox.acks is not None
+
+    def step(self, inbox: Inbox, sample: SampleFn) -> RoundStats:
+        # Reconciling earlier rounds only subtracts finite increments, so it happens before the
+        # guarded update (a rolled-back update must not undo it).
+        self._recording = self._reconciles(inbox)
+        if self._recording:
+            self.ledger.resolve(self.dual, inbox.senders, inbox.acks)
+            self.ledger.expire(self.dual, self.round)
+        return super().step(inbox, sample)
 
     def _update(self, inbox: Inbox, sample: SampleFn) -> Tensor:
         theta_k = self.theta.clone()
@@ -56,6 +77,9 @@ class Dinno(DistributedAlgorithm):
             self.rho = self.penalty.update(self.rho, theta_k, neighbour_sum, inbox.degree, self.dual, self.round)
         rho = self.rho[:, None]
         self.dual += rho * (degree * theta_k - neighbour_sum)
+        if self._recording:  # each edge's share of that increment, until the neighbour acknowledges
+            delta = rho[:, :, None] * (theta_k[:, None, :] - inbox.masked(0))
+            self.ledger.record(self.round, inbox.senders, inbox.mask, torch.where(inbox.mask[..., None], delta, 0.0))
         anchor = degree * theta_k + neighbour_sum  # sum_j (theta_i^k + theta_j^k)
         lr = learning_rate(self.config.lr, self.round)
         if isinstance(self.solver, ProximalAdam):
@@ -79,12 +103,14 @@ class Dinno(DistributedAlgorithm):
 
     def _forget_rejected(self, rejected: Tensor) -> None:
         self.solver.reset_rows(rejected)
+        self.ledger.forget(self.round, rejected)
         if self.penalty is not None:
             self.penalty.forget(rejected)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state.update(dual=self.dual.clone(), rho=self.rho.clone(), optimizer=self.solver.state_dict())
+        state.update(dual=self.dual.clone(), rho=self.rho.clone(), optimizer=self.solver.state_dict(),
+                     ledger=self.ledger.state_dict())
         if self.penalty is not None:
             state["penalty"] = self.penalty.state_dict()
         return state
@@ -93,6 +119,7 @@ class Dinno(DistributedAlgorithm):
         super().load_state_dict(state)
         self.dual = state["dual"].to(self.theta).clone()
         self.rho = state["rho"].to(self.theta).clone()
+        self.ledger.load_state_dict(state.get("ledger"), self.theta)
         if self.penalty is not None:
             if state.get("penalty") is None:  # saved without adaptation: its history starts now
                 self.penalty.forget(torch.ones(self.num_robots, dtype=torch.bool, device=self.theta.device))

@@ -57,6 +57,10 @@ class Task(ABC):
     """
 
     name: str = "task"
+    headline_metric: str = "validation_loss"
+    """The metric :meth:`evaluate` must report, shown in progress lines."""
+    environment_steps_per_round: int | None = None
+    """On-policy tasks: environment steps played per round (curves are also recorded against them)."""
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -76,10 +80,14 @@ class Task(ABC):
 
     @abstractmethod
     def evaluate(self, forward: Forward) -> dict[str, Tensor]:
-        """Validation metrics per robot, each a tensor ``[R]``; must include ``validation_loss``."""
+        """Validation metrics per robot, each a tensor ``[R]``; must include :attr:`headline_metric`."""
 
-    def advance(self, round_index: int) -> None:  # noqa: B027 - optional hook
-        """Move the world one round forward (streaming tasks); static tasks do nothing."""
+    def advance(self, round_index: int, forward: Forward | None = None) -> None:  # noqa: B027 - optional hook
+        """Move the world one round forward (streaming tasks); static tasks do nothing.
+
+        ``forward`` runs the robots' current models (``[V, ...] -> [R, V, ...]``): on-policy tasks
+        (reinforcement learning) collect the round's data with it; others ignore it.
+        """
 
     def positions(self) -> np.ndarray | None:
         """Robot positions ``[N, 2]`` in metres, for disk communication graphs; None if static."""

@@ -222,7 +222,7 @@ class MappingTask(Task):
     def positions(self) -> np.ndarray:
         return self.poses[:, :2].copy()
 
-    def advance(self, round_index: int) -> None:
+    def advance(self, round_index: int, forward: Forward | None = None) -> None:
         """Drive every robot to its poses for round ``round_index`` and take ``scans_per_round`` scans each."""
         for j in range(self.config.scans_per_round):
             scan_index = round_index * self.config.scans_per_round + j

@@ -287,6 +287,8 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
             "iou_worst_team_robot": min(team_metrics_all["occupancy_iou"]),
             "iou_best_individual_robot": max(ind_metrics_all["occupancy_iou"]),
         }
+    if trace is not None and len(trace["poses"]) and "motion" in trace and str(trace["motion"]) == "cmd_vel":
+        summary["path_tracking"] = path_tracking(evaluator, trace)
     figure = save_team_maps_figure(
         out_dir / "maps.png", evaluator.task, present, team_maps, ind_maps, team_metrics_all, ind_metrics_all,
         _trace_for(trace, index),
@@ -297,6 +299,27 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
                         "trace": trace_path.name if trace_path.is_file() else None}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+TRACKING_SETTLE = 5.0
+"""Seconds after the start from which path tracking is measured (robots start on their paths)."""
+
+
+def path_tracking(evaluator: Evaluator, trace: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How far each robot driven by cmd_vel (the path follower) strayed from its path, from the
+    simulator's recorded poses."""
+    from dinno_core.tasks.mapping.path_following import distances_to_paths
+
+    stamps = trace["stamps"] - trace["stamps"][0]
+    distances = distances_to_paths(evaluator.task.paths, trace["poses"][stamps >= TRACKING_SETTLE, :, :2])
+    step = np.linalg.norm(np.diff(trace["poses"][:, :, :2], axis=0), axis=-1).sum(axis=0)
+    return {
+        "after_seconds": TRACKING_SETTLE,
+        "max_distance": [float(v) for v in distances.max(axis=0)] if len(distances) else [],
+        "mean_distance": [float(v) for v in distances.mean(axis=0)] if len(distances) else [],
+        "distance_driven": [float(v) for v in step],
+        "seconds": float(stamps[-1]),
+    }
 
 
 def evaluator_unseen(evaluator: Evaluator, maps: np.ndarray, index: list[int]) -> dict[str, list[float]]:
