@@ -68,7 +68,7 @@ def test_demo_team_beats_individual_robots(tmp_path, ros_env):
     assert len(tracking["max_distance"]) == ROBOTS and max(tracking["max_distance"]) < TRACKING_BOUND, tracking
     assert min(tracking["distance_driven"]) > 5.0, tracking
     assert summary["team_run"]["processes"].get("controller") in ("stopped", "finished"), summary["team_run"]
-    for name in ("maps.png", "training_loss.png", "consensus_error.png"):
+    for name in ("maps.png", "training_loss.png", "neighbour_distance.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
     team = json.loads((out / "team.json").read_text())
     assert team["robot_ids"] == robots and (out / "sim_trace.npz").is_file()

@@ -23,8 +23,8 @@ from dinno_core.tasks.convex import ConvexTaskConfig
 from dinno_core.team import SimulatedTeam, TeamData
 from dinno_ros.exchange import ExchangeSnapshot, LinkStats
 from dinno_ros.monitoring import ERROR, OK, WARN, diagnose
+from dinno_core.config import algorithm_models
 from dinno_ros.parameters import (
-    algorithm_models,
     algorithm_parameters,
     nest,
     task_parameters,
@@ -127,7 +127,7 @@ def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, t
             assert descriptor.description, name
         assert "one of" in node.describe_parameter("algorithm.lr.kind").additional_constraints
         topics = {name for name, _ in node.get_publisher_names_and_types_by_node(node.get_name(), "/robot_0")}
-        assert {"/robot_0/dinno/weights", "/robot_0/dinno/status", "/robot_0/dinno/consensus_error",
+        assert {"/robot_0/dinno/weights", "/robot_0/dinno/status", "/robot_0/dinno/neighbour_distance",
                 "/robot_0/dinno/rho", "/robot_0/dinno/round_rate", "/robot_0/dinno/training_loss",
                 "/diagnostics"} <= topics
     finally:

@@ -223,7 +223,7 @@ def test_command_line_and_remappings():
     ({"graph": {"kind": "ring"}}, "graph.kind", "'cycle'"),
     ({"algorithm": {"kind": "centralized"}}, "algorithm", "allowed: dinno, dsgd, dsgt, individual"),
     ({"algorithm": {"kind": "dino"}}, "algorithm", "'dinno'"),
-    ({"algorithm": {"kind": "dinno", "rho_init": -1}}, "algorithm.dinno.rho_init", "greater than 0"),
+    ({"algorithm": {"kind": "dinno", "rho_init": -1}}, "  algorithm.rho_init", "greater than 0"),
     ({"task": {"name": "chess"}}, "task", "allowed: linear_regression"),
     ({"robots": ["a", "b", "a"]}, "robots", "repeated: a"),
     ({"robots": ["a", "2b"]}, "robots", "not starting with a digit"),
@@ -506,7 +506,7 @@ def test_team_progress_history_and_table():
     progress.set_state("b", "crashed", "exit 1")
     history = progress.history()
     assert history["a"]["round"] == [1, 2] and history["a"]["time"] == [1.5, 2.0]
-    assert history["a"]["consensus_error"] == [None, 0.1]  # NaN → null in JSON
+    assert history["a"]["neighbour_distance"] == [None, 0.1]  # NaN → null in JSON
     assert history["a"]["messages_dropped"] == [0, 1] and history["b"]["round"] == []
     assert progress.robots["a"].state == "running" and progress.messages == 2
     from rich.console import Console

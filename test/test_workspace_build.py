@@ -91,14 +91,14 @@ def test_pip_msgs_robot_status_roundtrip():
     from rclpy.serialization import deserialize_message, serialize_message
 
     msg = RobotStatus(
-        robot="robot_1", round=12, training_loss=0.25, consensus_error=float("nan"), rho=0.5,
+        robot="robot_1", round=12, training_loss=0.25, neighbour_distance=float("nan"), rho=0.5,
         round_rate=3.0, neighbours_heard=["robot_0", "robot_2"], messages_dropped=3,
     )
     back = deserialize_message(serialize_message(msg), RobotStatus)
     assert back.robot == "robot_1" and back.round == 12 and back.messages_dropped == 3
     assert list(back.neighbours_heard) == ["robot_0", "robot_2"]
     assert (back.training_loss, back.rho, back.round_rate) == (0.25, 0.5, 3.0)
-    assert np.isnan(back.consensus_error)
+    assert np.isnan(back.neighbour_distance)
 
 
 def test_pip_msgs_installed_into_venv_prefix():

@@ -101,12 +101,13 @@ def uint8_error_bound(values: Tensor) -> Tensor:
 def wire_roundtrip(values: Tensor, encoding: str) -> Tensor:
     """What a neighbour receives when ``values [..., n]`` are sent in ``encoding``, in ``values``' dtype.
 
-    ``float32`` returns float32 weights unchanged (float64 ones rounded to float32); ``float16``
-    and ``uint8`` round as the wire does. Raises :class:`ValueError` for non-finite values under
+    ``float32`` returns ``values`` unchanged (so a float64 simulation keeps its precision, and
+    float32 weights are what the wire delivers bit for bit); ``float16`` and ``uint8`` round as
+    the wire does. Raises :class:`ValueError` for non-finite values under
     ``uint8`` (the ROS codec refuses to send them in every encoding).
     """
     if encoding == "float32":
-        return values.to(torch.float32).to(values.dtype)
+        return values
     if encoding == "float16":
         return values.to(torch.float16).to(values.dtype)
     if encoding == "uint8":

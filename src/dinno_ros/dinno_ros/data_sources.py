@@ -393,3 +393,11 @@ def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
     first: a quaternion scaled by 2 is the same rotation); NaN if it is zero or non-finite."""
     planar = planar_pose(0.0, 0.0, x, y, z, w)
     return math.nan if planar is None else planar[0][2]
+
+
+def default_data_source(task: Any, settings: Any) -> DataSource:
+    """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window.
+    ``settings``: the robot's :class:`~dinno_ros.robot_settings.RobotSettings`."""
+    if settings.task.name == "mapping":
+        return MappingDataSource.for_task(task, settings.seed + settings.index, frames=settings.frame)
+    return StaticDataSource(task.robot_data(len(settings.team))[settings.index])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import rclpy
+from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 
@@ -18,16 +20,42 @@ NodeT = TypeVar("NodeT", bound=Node)
 _holding = ""  # the program name once hold_signals_while_saving ran
 
 
+def _rcl_message(error: Exception) -> str:
+    """rcl's one-line reason, without its C source locations."""
+    text = str(error).removeprefix("failed to initialize rcl: ")
+    return re.sub(r"(, )?at /\S+:\d+", "", text).strip().rstrip(",")
+
+
 def init_node(factory: Callable[[], NodeT], program: str, argv: list[str]) -> NodeT | None:
-    """``rclpy.init`` and build the node; on invalid parameters print every problem, shut rclpy
-    down and return None (the caller exits with status 2 before anything starts)."""
-    rclpy.init(args=argv)
+    """``rclpy.init`` and build the node; on invalid ROS arguments (a bad remap, a missing or
+    unparsable ``--params-file``, a bad namespace) or invalid parameters print every problem,
+    shut rclpy down and return None (the caller exits with status 2 before anything starts).
+    Ctrl-C during start-up exits with 130, quietly."""
+    # A start-up guard (robot_node's __main__) may have replaced SIGINT's handler; rclpy chains to
+    # the handler it finds, which must raise KeyboardInterrupt for a normal stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rclpy.init(args=argv)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as error:  # noqa: BLE001 - rcl's RCLError: the command line is not valid
+        print(f"{program}: invalid ROS arguments: {_rcl_message(error)}", file=sys.stderr, flush=True)
+        return None
     try:
         return factory()
     except ConfigError as error:
         print(f"{program}: invalid parameters:\n{error}", file=sys.stderr, flush=True)
+    except (InvalidNamespaceException, InvalidNodeNameException) as error:
+        print(f"{program}: invalid node name or namespace: {error}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
         rclpy.try_shutdown()
-        return None
+        raise SystemExit(130) from None
+    except Exception:  # noqa: BLE001 - a SIGINT/SIGTERM during start-up shuts the context down under us
+        if rclpy.ok():
+            raise
+        raise SystemExit(130) from None
+    rclpy.try_shutdown()
+    return None
 
 
 def tear_down(executor: Executor, node: Node) -> None:

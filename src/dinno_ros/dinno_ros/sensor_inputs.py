@@ -2,8 +2,9 @@
 
 ``nav_msgs/Odometry`` and ``geometry_msgs/PoseWithCovarianceStamped`` → ``(stamp, x, y, qx, qy,
 qz, qw)``; ``sensor_msgs/LaserScan`` → ``(stamp, ranges, ScanGeometry, frame_id)`` (each scan's
-own metadata); and :class:`TfPoses`, the lidar's pose in the map frame at a scan's stamp from TF
-(``frame.pose_source: tf``; tf2_ros, which any ROS install has and PyPI has not).
+own metadata); :class:`TfPoses`, the lidar's pose in the map frame at a scan's stamp from TF
+(``frame.pose_source: tf``; tf2_ros, which any ROS install has and PyPI has not); and
+:func:`subscribe_scan_inputs`, the mapping robot's scan and pose subscriptions.
 """
 
 from __future__ import annotations
@@ -53,3 +54,17 @@ class TfPoses:
             return None
         t, q = transform.transform.translation, transform.transform.rotation
         return planar_pose(t.x, t.y, q.x, q.y, q.z, q.w)
+
+
+def subscribe_scan_inputs(node: Any, frame: Any, options: Any, on_pose: Any, on_scan: Any) -> TfPoses | None:
+    """A mapping robot's inputs besides odometry: the scans (``options.scan_topic``, sensor-data
+    QoS), the map-frame pose topic (``frame.pose_source: pose_topic``) or a TF listener (``tf``,
+    returned). ``frame``: the robot's ``FrameSettings``."""
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import LaserScan
+
+    if frame.pose_source == "pose_topic":
+        node.create_subscription(PoseWithCovarianceStamped, frame.pose_topic, on_pose, 20)
+    node.create_subscription(LaserScan, options.scan_topic, on_scan, qos_profile_sensor_data)
+    return TfPoses(node, options.map_frame) if frame.pose_source == "tf" else None

@@ -33,14 +33,15 @@ Static graph kinds (complete, cycle, path, star, wheel, erdos_renyi, geometric) 
 with the core's builders and give each robot a fixed ``neighbours`` list (robot ids); ``disk``
 gives every robot ``communication_radius`` and the robots find their neighbours from their
 teammates' odometry. ``graph.drop_probability`` and the ``centralized`` algorithm are
-simulated-team settings and are rejected. Relative paths are relative to the working
-directory of dinno-team / ros2 launch.
+simulated-team settings and are rejected. Relative paths in a config file (``results_dir``,
+``checkpoint.directory``, ``task.plan`` / ``task.paths``, ``task.path``) start at the config
+file's folder.
 """
 
 
 from __future__ import annotations
 
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import (
@@ -51,14 +52,17 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from dinno_core.algorithms.config import AlgorithmConfig, LocalConfig
 from dinno_core.config import ConfigError, load_yaml, parse_task_config, validate
+from dinno_core.config_paths import resolve_path
 from dinno_core.graphs import GraphConfig
 from dinno_ros.process_spec import flatten_parameters
+from dinno_ros.robot_settings import ROBOT_ALGORITHMS
 from dinno_ros.ros_names import check_remappings, check_ros_name, check_team, normalise_namespace
 
 PACKAGE = "dinno_ros"
@@ -76,6 +80,11 @@ class CheckpointConfig(_Strict):
     """Resume each robot from its checkpoint when the file exists."""
     directory: str | None = None
     """Where the checkpoints live; default ``<results>/checkpoints``."""
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(resolve_path(value, info))
 
 
 class RobotOverride(_Strict):
@@ -200,8 +209,13 @@ class TeamConfig(_Strict):
 
     @field_validator("task", mode="before")
     @classmethod
-    def _validate_task(cls, value: Any) -> BaseModel:
-        return parse_task_config(value)
+    def _validate_task(cls, value: Any, info: ValidationInfo) -> BaseModel:
+        return parse_task_config(value, info.context)
+
+    @field_validator("results_dir")
+    @classmethod
+    def _results_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(resolve_path(value, info))
 
     @field_validator("robots")
     @classmethod
@@ -216,7 +230,7 @@ class TeamConfig(_Strict):
         if isinstance(value, LocalConfig) and value.kind == "centralized":
             raise ValueError(
                 "kind 'centralized' pools every robot's data in one model and cannot run as a team "
-                "of robot processes; allowed: dinno, dsgd, dsgt, individual"
+                f"of robot processes; allowed: {', '.join(ROBOT_ALGORITHMS)}"
             )
         return value
 
@@ -283,15 +297,17 @@ class TeamConfig(_Strict):
         return data
 
 
-def team_config_from_dict(data: dict[str, Any], source: str = "team config") -> TeamConfig:
-    """Validate a team config mapping; :class:`ConfigError` names every bad field."""
+def team_config_from_dict(data: dict[str, Any], source: str = "team config",
+                          base_dir: str | PurePath | None = None) -> TeamConfig:
+    """Validate a team config mapping; :class:`ConfigError` names every bad field. ``base_dir``:
+    where relative paths start (the config file's folder; default the working directory)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    return validate(TeamConfig, data, source)
+    return validate(TeamConfig, data, source, base_dir)
 
 
 def load_team_config(path: str | PurePath) -> TeamConfig:
-    """Read and validate a team config YAML file."""
-    return team_config_from_dict(load_yaml(path), str(path))
+    """Read and validate a team config YAML file; relative paths in it start at its folder."""
+    return team_config_from_dict(load_yaml(path), str(path), base_dir=Path(path).parent)
 
 
