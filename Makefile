@@ -39,13 +39,14 @@ CORE_SRC := src/dinno_core/pyproject.toml src/dinno_core/setup.py src/dinno_core
             src/dinno_ros/pyproject.toml src/dinno_ros/setup.py src/dinno_ros/setup.cfg \
             src/dinno_ros/package.xml
 
-.PHONY: all venv msgs core test demo colcon-check bench clean distclean
+.PHONY: all venv msgs core layout test demo colcon-check bench clean distclean
 
-all: core
+all: layout
 
 venv: $(STAMPS)/venv
 msgs: $(STAMPS)/msgs
 core: $(STAMPS)/core
+layout: $(STAMPS)/layout
 
 # --- 1. virtual environment with every pinned third-party package ---------------------------
 $(STAMPS)/venv: requirements.txt constraints.txt
@@ -70,23 +71,22 @@ $(STAMPS)/msgs: $(STAMPS)/venv $(MSGS_SRC)
 	@touch $@
 
 # --- 3. dinno_core + dinno_ros, editable -----------------------------------------------------
-# Editable installs put no data_files into the prefix, so the ament index markers, package.xml
-# files and the launch/config directories are linked into $(VENV)/share afterwards (what
-# `colcon build --symlink-install` does): get_package_share_directory('dinno_ros') works with
-# AMENT_PREFIX_PATH=$(VENV) and shows the live launch/ and config/ files.
+# Editable installs put no data_files into the prefix and their console scripts in bin/, so
+# tools/venv_ament_layout.py lays the prefix out as `colcon build --symlink-install` does: the
+# ament index markers and package.xml files, share/dinno_ros/{launch,config}/ as real folders
+# of per-file links (`ros2 launch` walks share/ with os.walk, which skips linked folders) and
+# lib/dinno_ros/<executable> (launch_ros' Node and `ros2 pkg executables`). With
+# AMENT_PREFIX_PATH=$(VENV), `ros2 launch dinno_ros <file>` works as in a colcon workspace.
+LAYOUT_SRC := tools/venv_ament_layout.py $(wildcard launch/*.launch.py config/*.yaml)
+
 $(STAMPS)/core: $(STAMPS)/msgs $(CORE_SRC)
 	@echo ">> installing src/dinno_core and src/dinno_ros (editable)"
 	$(PIP) install -q --no-build-isolation --no-deps -e ./src/dinno_core -e ./src/dinno_ros
-	@share="$(VENV_ABS)/share"; index="$$share/ament_index/resource_index/packages"; \
-	mkdir -p "$$index"; \
-	for p in dinno_core dinno_ros; do \
-	  mkdir -p "$$share/$$p"; \
-	  ln -sfn "$(CURDIR)/src/$$p/resource/$$p" "$$index/$$p"; \
-	  ln -sfn "$(CURDIR)/src/$$p/package.xml" "$$share/$$p/package.xml"; \
-	done; \
-	ln -sfn "$(CURDIR)/launch" "$$share/dinno_ros/launch"; \
-	ln -sfn "$(CURDIR)/config" "$$share/dinno_ros/config"
 	$(PY) -c 'import dinno_core, dinno_ros'
+	@touch $@
+
+$(STAMPS)/layout: $(STAMPS)/core $(LAYOUT_SRC)
+	$(PY) tools/venv_ament_layout.py "$(VENV_ABS)" "$(CURDIR)"
 	@touch $@
 
 # --- use -------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ clean:
 	rm -rf build install log results .pytest_cache
 	rm -rf src/*/build src/*/*.egg-info
 	find src test bench -name __pycache__ -prune -exec rm -rf {} + 2>/dev/null || true
-	rm -f $(STAMPS)/msgs $(STAMPS)/core
+	rm -f $(STAMPS)/msgs $(STAMPS)/core $(STAMPS)/layout
 
 distclean: clean
 	rm -rf $(VENV)

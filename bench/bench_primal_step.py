@@ -18,10 +18,8 @@ import torch
 
 import dinno_core
 from dinno_core.algorithms import build_algorithm
-from dinno_core.config import load_experiment_config
+from dinno_core.config import load_experiment_config, set_up_model
 from dinno_core.graphs import StaticGraph, disk_graph
-from dinno_core.params import FlatModel
-from dinno_core.tasks.mapping import build_task
 from dinno_core.team import SimulatedTeam, TeamData
 
 CONFIG = Path(dinno_core.__file__).parent / "configs" / "mapping_office.yaml"
@@ -32,12 +30,11 @@ def build_teams() -> dict[str, SimulatedTeam]:
     proximal = config.algorithms["dinno"]
     plain = proximal.model_copy(update={"primal_step": "optimizer", "optimizer": proximal.optimizer.model_copy(
         update={"persistent_state": False})})
-    task = build_task(config.task, config.num_robots, config.seed)
+    setup = set_up_model(config.task, config.num_robots, config.seed)
+    task, flat = setup.task, setup.flat
     for round_index in range(200):  # fill the windows
         task.advance(round_index)
-    torch.manual_seed(config.seed)
-    flat = FlatModel(task.build_model(), task.loss)
-    theta0 = flat.initial_weights().repeat(config.num_robots, 1)
+    theta0 = setup.theta0.repeat(config.num_robots, 1)
     graph = StaticGraph(disk_graph(task.positions(), config.graph.radius))
     return {
         name: SimulatedTeam(build_algorithm(algorithm, flat, theta0), graph,

@@ -16,8 +16,8 @@ import torch
 
 from dinno_core.algorithms import DinnoConfig, Inbox, LearningRateSchedule, build_algorithm
 from dinno_core.graphs import StaticGraph, cycle_graph
-from dinno_core.params import FlatModel
-from dinno_core.tasks.mnist import MnistTaskConfig, build_task
+from dinno_core.config import set_up_model
+from dinno_core.tasks.mnist import MnistTaskConfig
 from dinno_core.team import SimulatedTeam, TeamData, gather_inbox
 
 NUM_ROBOTS = 10
@@ -26,10 +26,9 @@ CONFIG = DinnoConfig(rho_init=0.5, rho_scaling=1.0003, primal_steps=2, batch_siz
 
 
 def build(source: str):
-    task = build_task(MnistTaskConfig(source=source), NUM_ROBOTS, 0)
-    torch.manual_seed(0)
-    flat = FlatModel(task.build_model(), task.loss)
-    theta0 = flat.initial_weights().repeat(NUM_ROBOTS, 1)
+    setup = set_up_model(MnistTaskConfig(source=source), NUM_ROBOTS, 0)
+    task, flat = setup.task, setup.flat
+    theta0 = setup.theta0.repeat(NUM_ROBOTS, 1)
     datasets = task.robot_data(NUM_ROBOTS)
     graph = cycle_graph(NUM_ROBOTS)
     team = SimulatedTeam(build_algorithm(CONFIG, flat, theta0), StaticGraph(graph), TeamData(datasets, 0))

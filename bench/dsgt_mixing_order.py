@@ -35,9 +35,8 @@ import torch
 
 import dinno_core
 from dinno_core.algorithms import Dsgt, DsgtConfig
-from dinno_core.config import build_task, load_experiment_config
+from dinno_core.config import load_experiment_config, set_up_model
 from dinno_core.graphs import StaticGraph, build_graph
-from dinno_core.params import FlatModel
 from dinno_core.team import SimulatedTeam, TeamData
 
 CONFIGS = Path(dinno_core.__file__).parent / "configs"
@@ -83,10 +82,9 @@ def main() -> None:
     dsgt_config = config.algorithms["dsgt"]
     assert isinstance(dsgt_config, DsgtConfig) and dsgt_config.lr.kind == "constant"
     alpha, batch = dsgt_config.lr.start, dsgt_config.batch_size
-    torch.manual_seed(config.seed)
-    task = build_task(config.task, config.num_robots, config.seed)
-    flat = FlatModel(task.build_model(), task.loss)
-    theta0 = flat.initial_weights().repeat(config.num_robots, 1)
+    setup = set_up_model(config.task, config.num_robots, config.seed)
+    task, flat = setup.task, setup.flat
+    theta0 = setup.theta0.repeat(config.num_robots, 1)
     graph = build_graph(config.graph).graph_at(0)
     weights = metropolis(graph)
 

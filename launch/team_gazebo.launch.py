@@ -9,15 +9,28 @@ bridge_config left empty). The bridge (ros_gz_bridge parameter_bridge in config-
 carries /clock and each robot's /<robot>/scan and /<robot>/odom (and cmd_vel); the robots
 run with use_sim_time:=true. Robot processes, parameters and remappings come from
 dinno_ros.launch_plans.gazebo_launch_plan (the spec `dinno-team` uses); a 'simulator' section of
-the config is ignored here (Gazebo simulates). Needs Gazebo and ros_gz_bridge installed.
+the config is ignored here (Gazebo simulates). Needs Gazebo and ros_gz_bridge installed: without
+them the launch refuses in one line before starting anything. A generated world names the
+systems of the Gazebo that gz_command runs (gz sim: Harmonic's gz-sim-*; ign gazebo: Fortress'
+ignition-gazebo-*). When Gazebo exits the whole launch shuts down.
 Launch APIs used here exist in Humble, Jazzy and Kilted.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    ExecuteProcess,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from dinno_ros.launch_support import check_gazebo
 from dinno_ros.launch_plans import gazebo_launch_plan
 
 ARGUMENTS = [
@@ -59,14 +72,21 @@ ARGUMENTS = [
 
 def _setup(context, *args, **kwargs):
     value = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    # Before anything is written or started: without Gazebo or ros_gz_bridge this raises with
+    # one line, which ros2 launch prints before exiting 1.
+    gazebo = check_gazebo(value("gz_command"))
     plan = gazebo_launch_plan(
         value("config"), world=value("world"), bridge_config=value("bridge_config"), out=value("out"),
-        gz_command=value("gz_command"), gz_args=value("gz_args"), plan=value("plan"),
+        gz_command=value("gz_command"), gz_args=value("gz_args"), plan=value("plan"), gazebo=gazebo,
     )
+    gz = ExecuteProcess(cmd=list(plan.gz_cmd), output="screen")
     return [
-        LogInfo(msg=f"DiNNO team '{plan.spec.name}' in Gazebo world {plan.world}, bridge "
+        LogInfo(msg=f"DiNNO team '{plan.spec.name}' in Gazebo ({gazebo}) world {plan.world}, bridge "
                     f"{plan.bridge_config}, results in {plan.results_dir}"),
-        ExecuteProcess(cmd=list(plan.gz_cmd), output="screen"),
+        # Gazebo closed (or crashed): nothing moves or senses any more, stop the team.
+        RegisterEventHandler(OnProcessExit(target_action=gz, on_exit=[
+            EmitEvent(event=Shutdown(reason="Gazebo exited"))])),
+        gz,
     ] + [Node(**node) for node in plan.nodes]
 
 

@@ -6,15 +6,22 @@ The processes, their parameters (params files written to <out>/params) and remap
 from dinno_ros.launch_plans.team_launch_plan: the same spec `dinno-team CONFIG.yaml` runs, so
 both start identical nodes. The config needs a `simulator:` section (`simulator: {}` takes the
 defaults: `dinno_ros lidar_sim`). For live progress, team.json and plots use `dinno-team`.
+
+The launch ends by itself once every robot has exited (each writes <out>/robots/<id>.json when
+its rounds are done): the simulator is then stopped too. It exits 1, naming them, if a robot
+exited with an error. Ctrl-C stops everything; every robot still writes its results.
 Launch APIs used here exist in Humble, Jazzy and Kilted.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from dinno_ros.launch_plans import team_launch_plan
+from dinno_ros.launch_support import TeamEnd
 
 ARGUMENTS = [
     DeclareLaunchArgument(
@@ -44,7 +51,23 @@ def _setup(context, *args, **kwargs):
     )
     actions = [LogInfo(msg=f"DiNNO team '{plan.spec.name}': {len(plan.spec.robots)} robots + simulator, "
                            f"results in {plan.results_dir}")]
-    return actions + [Node(**node) for node in plan.nodes]
+    nodes = [Node(**node) for node in plan.nodes]
+    end = TeamEnd(tuple(plan.spec.robots))
+
+    def on_robot_exit(robot, event, _context):
+        if not end.exited(robot, event.returncode):
+            return None
+        if end.failures:
+            raise RuntimeError(end.summary())  # ros2 launch prints the line and exits 1
+        return [LogInfo(msg=f"DiNNO team: {end.summary()}; shutting down"),
+                EmitEvent(event=Shutdown(reason=end.summary()))]
+
+    for process, node in zip(plan.processes, nodes):
+        if process.role == "robot":
+            actions.append(RegisterEventHandler(OnProcessExit(
+                target_action=node,
+                on_exit=lambda event, context, robot=process.key: on_robot_exit(robot, event, context))))
+    return actions + nodes
 
 
 def generate_launch_description():

@@ -1,7 +1,11 @@
-"""The mapping demo, for real: robot processes + lidar simulator over ROS 2, then the analysis.
+"""The mapping demo, for real: robot processes + lidar simulator + path follower over ROS 2,
+then the analysis.
 
-A short run (4 robots, 60 s including start-up) into a temporary folder: summary.json holds
-per-robot metrics for the team and for the offline individual baseline, the pictures exist, and
+A short run (4 robots, 60 s including start-up) into a temporary folder. The robots are driven
+ONLY by cmd_vel: the path follower reads their odometry and publishes Twist, the simulator moves
+them as unicycles; they talk over a communication radius (neighbours from odometry). summary.json
+holds per-robot metrics for the team and for the offline individual baseline, the pictures exist,
+every robot stayed within TRACKING_BOUND of its path (from the simulator's recorded poses), and
 every team robot's map beats every individual robot's on the validation loss (a real, failable
 comparison: the individual robots train on exactly the scans they received, for as many rounds).
 About 2 minutes on a busy 2-core machine.
@@ -19,6 +23,8 @@ import pytest
 pytest.importorskip("dinno_core.tasks.mapping.task")
 
 ROBOTS = 4
+TRACKING_BOUND = 0.35
+"""Metres: the farthest a cmd_vel-driven robot may stray from its path (measured: <= 0.19)."""
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -58,7 +64,11 @@ def test_demo_team_beats_individual_robots(tmp_path, ros_env):
     assert agreement["max_pairwise_mean_abs_map_difference"] < 0.1, agreement
     assert agreement["cells_where_robots_disagree"] < 0.25, agreement
 
-    for name in ("maps.png", "training_loss.png", "consensus_error.png"):
+    tracking = summary["path_tracking"]  # the robots drove themselves, and kept to their paths
+    assert len(tracking["max_distance"]) == ROBOTS and max(tracking["max_distance"]) < TRACKING_BOUND, tracking
+    assert min(tracking["distance_driven"]) > 5.0, tracking
+    assert summary["team_run"]["processes"].get("controller") in ("stopped", "finished"), summary["team_run"]
+    for name in ("maps.png", "training_loss.png", "neighbour_distance.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
     team = json.loads((out / "team.json").read_text())
     assert team["robot_ids"] == robots and (out / "sim_trace.npz").is_file()

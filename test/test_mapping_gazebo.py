@@ -113,3 +113,42 @@ def test_user_map_without_paths_places_robots_in_free_space(tmp_path: Path) -> N
             x, y = (float(v) for v in model.findtext("pose").split()[:2])
             assert plan.clearance(np.array([x, y])) >= 0.5
     assert len(yaml.safe_load(bridge_path.read_text())) == 3 * 3 + 1
+
+
+@pytest.mark.parametrize("gazebo, library, system, frame_tag, msgs", [
+    ("harmonic", "gz-sim-", "gz::sim::systems::", "gz_frame_id", "gz.msgs."),
+    ("fortress", "ignition-gazebo-", "ignition::gazebo::systems::", "ignition_frame_id", "ignition.msgs."),
+])
+def test_world_and_bridge_name_the_systems_of_the_gazebo_the_user_runs(tmp_path: Path, gazebo, library, system,
+                                                                        frame_tag, msgs) -> None:
+    """Harmonic (gz sim) loads gz-sim-* systems only, Fortress (ign gazebo) ignition-gazebo-* only."""
+    sdf_path, bridge_path = write_gazebo_files("office", 2, tmp_path, gazebo=gazebo)
+    root = ET.fromstring(sdf_path.read_text())
+    plugins = root.findall(".//plugin")
+    assert {p.get("name").rsplit("::", 1)[1] for p in plugins} == {
+        "Physics", "UserCommands", "SceneBroadcaster", "Sensors", "VelocityControl", "OdometryPublisher"}
+    for plugin in plugins:
+        assert plugin.get("filename").startswith(library) and plugin.get("filename").endswith("-system")
+        assert plugin.get("name").startswith(system)
+    assert root.find(".//plugin[@name='" + system + "VelocityControl']").get("filename") == \
+        library + "velocity-control-system"
+    for sensor in root.iter("sensor"):
+        assert sensor.findtext(frame_tag) and sensor.find("gz_frame_id" if gazebo == "fortress" else
+                                                          "ignition_frame_id") is None
+    entries = yaml.safe_load(bridge_path.read_text())
+    assert all(e["gz_type_name"].startswith(msgs) for e in entries)
+    with pytest.raises(ValueError, match="allowed: harmonic, fortress"):
+        world_sdf(load_floor_plan(builtin_plan_yaml("office")), gazebo="garden")
+
+
+def test_gazebo_flavour_and_preflight_check(tmp_path: Path) -> None:
+    """The launch's checks (plain logic): which Gazebo a command runs; refusal in one line."""
+    from dinno_ros.launch_support import LaunchRefused, check_gazebo, gazebo_flavour
+
+    assert gazebo_flavour("gz sim") == "harmonic" and gazebo_flavour("/usr/bin/ign gazebo -v 4") == "fortress"
+    with pytest.raises(LaunchRefused, match="expected 'gz sim'"):
+        gazebo_flavour("gazebo")
+    with pytest.raises(LaunchRefused) as refused:
+        check_gazebo("ign gazebo", path=str(tmp_path))
+    message = str(refused.value)
+    assert "\n" not in message and "'ign' is not on PATH" in message and "ros_gz_bridge" in message

@@ -59,8 +59,10 @@ def test_config_is_strict_and_checked() -> None:
         MappingTaskConfig(samples_per_beam=2, occupied_per_beam=3)
     config = MappingTaskConfig.model_validate({"name": "mapping", "plan": "campus_wing", "lidar": {"num_beams": 64}})
     assert config.lidar.to_spec().num_beams == 64
-    with pytest.raises(FileNotFoundError, match="built-in"):
-        build_task(MappingTaskConfig(plan="no_such_plan"))
+    with pytest.raises(ValidationError, match="plan\n.*neither a built-in plan"):  # found when the config is read
+        MappingTaskConfig(plan="no_such_plan")
+    with pytest.raises(FileNotFoundError, match="built-in"):  # a config built without validation
+        build_task(MappingTaskConfig.model_construct(plan="no_such_plan", paths=None))
 
 
 def test_builtin_office_task_moves_robots_and_fills_windows() -> None:

@@ -151,8 +151,11 @@ def test_explicit_npz_path(tmp_path: Path):
 def test_missing_data_lists_what_was_tried(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("DINNO_MNIST_NPZ", str(tmp_path / "absent.npz"))
     monkeypatch.setattr("dinno_core.tasks.mnist.find_shared_npz", lambda: (None, ["shared npz (test stub)"]))
-    with pytest.raises(MnistNotFoundError, match="absent_too.npz.*torchvision.*shared npz"):
-        load_digit_arrays(MnistTaskConfig(path=tmp_path / "absent_too.npz"))
+    with pytest.raises(MnistNotFoundError, match="torchvision.*shared npz"):
+        load_digit_arrays(MnistTaskConfig())
+    # A path the config names that is missing is an error naming it, never a fallback to another file.
+    with pytest.raises(ValidationError, match="path\n.*no such file: .*absent_too.npz"):
+        MnistTaskConfig(path=tmp_path / "absent_too.npz")
 
 
 def test_env_var_locates_npz(tmp_path: Path, monkeypatch):

@@ -87,7 +87,8 @@ def test_robot_count_must_match_the_predators():
 
 def test_ppo_on_one_robot_improves_its_reward(restore_torch_threads):
     """One predator and its own PPO (one robot training alone) learns to close in on the prey."""
-    config = small_config(1, rounds=24, eval_every=4, game={"num_envs": 256, "steps_per_round": 8, "episode_length": 25},
+    game = {"num_envs": 256, "steps_per_round": 8, "episode_length": 25}
+    config = small_config(1, rounds=24, eval_every=4, game=game,
                           algorithms={"individual": {"kind": "individual", "steps_per_round": 5, "batch_size": 0,
                                                      "optimizer": ADAM, "lr": {"kind": "constant", "start": 0.003}}})
     _, _, theta0 = initial_weights(config, torch.float32)

@@ -227,8 +227,11 @@ def test_mapping_robot_skips_and_counts_malformed_scans_keeps_training_and_publi
         stamp = now.to_msg()
         if kind != "no_pose":
             publish_odometry(stamp)
-        scan = LaserScan()
+        scan = LaserScan()  # what a driver fills in: the robot maps each scan with its own metadata
         scan.header.stamp = stamp
+        lidar = LidarConfig().to_spec()
+        scan.angle_min, scan.angle_increment = float(lidar.angle_min), float(lidar.angle_increment)
+        scan.range_min, scan.range_max = float(lidar.range_min), float(lidar.range_max)
         if kind == "no_pose":
             scan.header.stamp.sec -= 100  # long before any odometry: no pose at its stamp
         scan.ranges = {

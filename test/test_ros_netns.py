@@ -149,13 +149,15 @@ def test_a_cut_off_robot_costs_its_neighbours_one_timeout_and_the_others_nothing
 
 
 def test_poisoned_and_forged_weights_are_dropped_counted_and_harmless(tmp_path, ros_env, teams):
-    team = make_team(tmp_path, ros_env, ROBOTS, rounds=100)
+    team = make_team(tmp_path, ros_env, ROBOTS, rounds=150)
     teams.append(team)
-    start(team)
     forged, poisoned = 30, 30
+    # The intruder starts first and waits for robot_1's neighbours and a few of its messages.
     team.spawn(None, "intruder", [sys.executable, str(Path(__file__).with_name("netns_attacker.py")),
                                   "--victim", "robot_1", "--readers", "2", "--forged", str(forged),
-                                  "--poisoned", str(poisoned), "--key", ros_env["DINNO_TEAM_KEY_FILE"]])
+                                  "--poisoned", str(poisoned), "--key", ros_env["DINNO_TEAM_KEY_FILE"],
+                                  "--timeout", "200"])
+    start(team)
     results = finish(team)
     assert '"forged": 30' in team.log("intruder"), team.log("intruder")
     for robot in ("robot_0", "robot_2"):  # robot_1's neighbours hear its topic

@@ -23,8 +23,8 @@ from dinno_core.tasks.convex import ConvexTaskConfig
 from dinno_core.team import SimulatedTeam, TeamData
 from dinno_ros.exchange import ExchangeSnapshot, LinkStats
 from dinno_ros.monitoring import ERROR, OK, WARN, diagnose
+from dinno_core.config import algorithm_models
 from dinno_ros.parameters import (
-    algorithm_models,
     algorithm_parameters,
     nest,
     task_parameters,
@@ -127,7 +127,7 @@ def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, t
             assert descriptor.description, name
         assert "one of" in node.describe_parameter("algorithm.lr.kind").additional_constraints
         topics = {name for name, _ in node.get_publisher_names_and_types_by_node(node.get_name(), "/robot_0")}
-        assert {"/robot_0/dinno/weights", "/robot_0/dinno/status", "/robot_0/dinno/consensus_error",
+        assert {"/robot_0/dinno/weights", "/robot_0/dinno/status", "/robot_0/dinno/neighbour_distance",
                 "/robot_0/dinno/rho", "/robot_0/dinno/round_rate", "/robot_0/dinno/training_loss",
                 "/diagnostics"} <= topics
     finally:
@@ -210,8 +210,7 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
         def publish(values, round_index, degree):
             packet = to_packet(values, sender=sender, round_index=round_index,
                                fingerprint=trainers[sender].fingerprint, degree=degree,
-                               session=trainers[sender].session,
-                               acks=trainers[sender].exchange.acknowledgements(round_index))
+                               **trainers[sender].wire_fields(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
                     trainer.receive_weights(packet, via=sender)
@@ -284,7 +283,7 @@ def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours():
                            on_round=on_round)
     for robot, value in (("r1", 1.0), ("r2", 3.0)):
         trainer.receive_weights(to_packet(np.full((1, 5), value, np.float32), sender=robot, round_index=40,
-                                          fingerprint=trainer.fingerprint, degree=2))
+                                          fingerprint=trainer.fingerprint, degree=2, key=trainer.exchange.key))
     trainer.run(stop)
     assert [vars(c)["to_round"] for c in trainer.state.catch_ups] == [40]
     assert trainer.state.catch_ups[0].warm_start
@@ -398,8 +397,10 @@ def test_mapping_robot_learns_from_scan_and_odometry_topics(ros_context):
             odom.pose.pose.position.x, odom.pose.pose.position.y = 2.0, 3.0
             odom.pose.pose.orientation.w = 1.0
             odom_pub.publish(odom)
-            scan = LaserScan()
+            scan = LaserScan()  # with the metadata a driver fills in (each scan is mapped with its own)
             scan.header.stamp = stamp
+            scan.angle_min, scan.angle_increment = float(spec.angle_min), float(spec.angle_increment)
+            scan.range_min, scan.range_max = float(spec.range_min), float(spec.range_max)
             scan.ranges = [1.5] * (spec.num_beams if i % 2 == 0 else spec.num_beams - 1)
             scan_pub.publish(scan)
             for _ in range(5):

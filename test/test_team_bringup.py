@@ -125,7 +125,7 @@ def test_team_convex_reaches_consensus(tmp_path, ros_env):
         history = team["history"][robot]
         assert history["round"], f"no status of {robot} reached the monitor"
         assert history["round"][-1] == config.rounds
-    for name in ("training_loss.png", "consensus_error.png", "config.yaml"):
+    for name in ("training_loss.png", "neighbour_distance.png", "config.yaml"):
         assert (out / name).stat().st_size > 0
     for robot in config.robot_ids:
         assert (out / "params" / f"{robot}.params.yaml").is_file()

@@ -223,7 +223,7 @@ def test_command_line_and_remappings():
     ({"graph": {"kind": "ring"}}, "graph.kind", "'cycle'"),
     ({"algorithm": {"kind": "centralized"}}, "algorithm", "allowed: dinno, dsgd, dsgt, individual"),
     ({"algorithm": {"kind": "dino"}}, "algorithm", "'dinno'"),
-    ({"algorithm": {"kind": "dinno", "rho_init": -1}}, "algorithm.dinno.rho_init", "greater than 0"),
+    ({"algorithm": {"kind": "dinno", "rho_init": -1}}, "  algorithm.rho_init", "greater than 0"),
     ({"task": {"name": "chess"}}, "task", "allowed: linear_regression"),
     ({"robots": ["a", "b", "a"]}, "robots", "repeated: a"),
     ({"robots": ["a", "2b"]}, "robots", "not starting with a digit"),
@@ -414,10 +414,14 @@ class _LaunchConfiguration:
 def stand_in_launch(monkeypatch):
     """Minimal launch / launch_ros modules (not installable here) recording what the files build."""
     modules = {name: types.ModuleType(name) for name in
-               ("launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions")}
+               ("launch", "launch.actions", "launch.substitutions", "launch.event_handlers", "launch.events",
+                "launch_ros", "launch_ros.actions")}
     modules["launch"].LaunchDescription = lambda entities: list(entities)
-    for name in ("DeclareLaunchArgument", "OpaqueFunction", "ExecuteProcess", "LogInfo"):
+    for name in ("DeclareLaunchArgument", "OpaqueFunction", "ExecuteProcess", "LogInfo", "EmitEvent",
+                 "RegisterEventHandler"):
         setattr(modules["launch.actions"], name, type(name, (_Action,), {}))
+    modules["launch.event_handlers"].OnProcessExit = type("OnProcessExit", (_Action,), {})
+    modules["launch.events"].Shutdown = type("Shutdown", (_Action,), {})
     modules["launch.substitutions"].LaunchConfiguration = _LaunchConfiguration
     modules["launch_ros.actions"].Node = type("Node", (_Action,), {})
     for name, module in modules.items():
@@ -458,14 +462,17 @@ def test_team_sim_launch_file(stand_in_launch, tmp_path):
     assert nodes == expected and [n["executable"] for n in nodes] == ["robot_node"] * 3 + ["lidar_sim"]
 
 
-def test_team_gazebo_launch_file(stand_in_launch, tmp_path):
+def test_team_gazebo_launch_file_refuses_without_gazebo(stand_in_launch, tmp_path, monkeypatch):
+    """Without gz and ros_gz_bridge (this machine) the launch builds no action at all; the real
+    `ros2 launch` run of this is in test_launch_files.py."""
+    from dinno_ros.launch_support import LaunchRefused
+
+    monkeypatch.setenv("PATH", str(tmp_path))
     arguments = {"config": str(TEAM_CONVEX), "world": str(tmp_path / "w.sdf"),
                  "bridge_config": str(tmp_path / "b.yaml"), "out": str(tmp_path / "o")}
-    actions = _run_launch_file(LAUNCH_DIR / "team_gazebo.launch.py", arguments)
-    (gz,) = [a for a in actions if type(a).__name__ == "ExecuteProcess"]
-    assert gz.kwargs["cmd"] == ["gz", "sim", "-r", str(tmp_path / "w.sdf")]
-    nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
-    assert [n["executable"] for n in nodes] == ["robot_node"] * 4 + ["parameter_bridge"]
+    with pytest.raises(LaunchRefused, match="nothing was started: 'gz' is not on PATH"):
+        _run_launch_file(LAUNCH_DIR / "team_gazebo.launch.py", arguments)
+    assert not (tmp_path / "o").exists()  # not even a params file
 
 
 def test_robot_hardware_launch_file(stand_in_launch, tmp_path):
@@ -499,7 +506,7 @@ def test_team_progress_history_and_table():
     progress.set_state("b", "crashed", "exit 1")
     history = progress.history()
     assert history["a"]["round"] == [1, 2] and history["a"]["time"] == [1.5, 2.0]
-    assert history["a"]["consensus_error"] == [None, 0.1]  # NaN → null in JSON
+    assert history["a"]["neighbour_distance"] == [None, 0.1]  # NaN → null in JSON
     assert history["a"]["messages_dropped"] == [0, 1] and history["b"]["round"] == []
     assert progress.robots["a"].state == "running" and progress.messages == 2
     from rich.console import Console
@@ -511,3 +518,34 @@ def test_team_progress_history_and_table():
     line = progress.summary_line()
     assert "a: running r=2/10" in line and "b: crashed" in line
     assert math.isnan(progress.robots["b"].training_loss)
+
+
+def test_gazebo_launch_plan_drives_mapping_robots_and_writes_the_users_gazebo(tmp_path):
+    """A mapping team in Gazebo gets the path follower (on simulated time, the team's task) and,
+    for `ign gazebo`, a world naming Fortress' systems."""
+    pytest.importorskip("dinno_core.tasks.mapping.gazebo")
+    config = REPO / "config" / "team_mapping_demo.yaml"
+    plan = gazebo_launch_plan(str(config), world="", bridge_config="", out=str(tmp_path), plan="office",
+                              gz_command="ign gazebo", gazebo="fortress")
+    roles = [p.role for p in plan.spec.processes]
+    assert roles == ["robot"] * 7 + ["controller", "bridge"]
+    controller = plan.spec.process("controller")
+    assert (controller.package, controller.executable) == ("dinno_ros", "path_follower")
+    assert controller.parameters["use_sim_time"] is True and controller.parameters["task.plan"] == "office"
+    assert "motion" not in controller.parameters  # the simulator's setting stays with the (dropped) simulator
+    world = Path(plan.world).read_text()
+    assert "ignition-gazebo-velocity-control-system" in world and "gz-sim-" not in world
+
+
+def test_controller_and_simulator_motion_must_agree(tmp_path):
+    data = yaml.safe_load((REPO / "config" / "team_mapping_demo.yaml").read_text())
+    without = {**data, "controller": None}
+    with pytest.raises(ConfigError, match="robots would stand still"):
+        team_config_from_dict(without)
+    scripted = {**data, "simulator": {}}
+    with pytest.raises(ConfigError, match="motion: cmd_vel"):
+        team_config_from_dict(scripted)
+    spec = build_team_spec(team_config_from_dict(data), results_dir=str(tmp_path))
+    assert [p.role for p in spec.processes][-2:] == ["simulator", "controller"]
+    assert spec.process("simulator").parameters["motion"] == "cmd_vel"
+    assert spec.process("controller").parameters["team"] == list(spec.robots)

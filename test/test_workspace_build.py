@@ -91,14 +91,14 @@ def test_pip_msgs_robot_status_roundtrip():
     from rclpy.serialization import deserialize_message, serialize_message
 
     msg = RobotStatus(
-        robot="robot_1", round=12, training_loss=0.25, consensus_error=float("nan"), rho=0.5,
+        robot="robot_1", round=12, training_loss=0.25, neighbour_distance=float("nan"), rho=0.5,
         round_rate=3.0, neighbours_heard=["robot_0", "robot_2"], messages_dropped=3,
     )
     back = deserialize_message(serialize_message(msg), RobotStatus)
     assert back.robot == "robot_1" and back.round == 12 and back.messages_dropped == 3
     assert list(back.neighbours_heard) == ["robot_0", "robot_2"]
     assert (back.training_loss, back.rho, back.round_rate) == (0.25, 0.5, 3.0)
-    assert np.isnan(back.consensus_error)
+    assert np.isnan(back.neighbour_distance)
 
 
 def test_pip_msgs_installed_into_venv_prefix():
@@ -163,49 +163,82 @@ def _copy_workspace(dest: Path) -> tuple[set[str], set[str]]:
     return launch, config
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_colcon_build_workspace(tmp_path: Path):
-    colcon = _require_tool("colcon", "install colcon-common-extensions (requirements.txt)")
-    _require_tool("cmake", "cmake >= 3.16 is needed to build dinno_msgs")
-    if not (shutil.which("c++") or shutil.which("g++")):
-        pytest.fail("no C++ compiler (c++/g++) on PATH: needed for the rosidl type supports", pytrace=False)
-    bash = _require_tool("bash", "bash is needed to source install/setup.bash")
+ONE_ROBOT_TEAM = textwrap.dedent(
+    """
+    name: one_robot
+    seed: 0
+    rounds: 5
+    round_timeout: 1.0
+    robots: 1
+    graph: {kind: complete}
+    task: {name: linear_regression, num_features: 3, rows_per_robot: 4}
+    algorithm: {kind: individual, batch_size: 0, optimizer: {name: sgd}, lr: {kind: constant, start: 0.05}}
+    """
+)
 
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    launch_files, config_files = _copy_workspace(ws)
 
+def _colcon_env() -> dict[str, str]:
     env = dict(os.environ)  # passed through: keeps the ros-* wheels' LD_LIBRARY_PATH bootstrap
     env["AMENT_PREFIX_PATH"] = sys.prefix  # pitfall 1: else "No 'rosidl_typesupport_c' found"
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONPATH", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
 
+
+@pytest.fixture(scope="module", params=[False, True], ids=["copy", "symlink-install"])
+def colcon_workspace(request, tmp_path_factory) -> dict:
+    """A workspace with this repository's packages built by ``colcon build`` (plain, and
+    ``--symlink-install`` as the README's robot route does). Built once per mode."""
+    symlink = request.param
+    colcon = _require_tool("colcon", "install colcon-common-extensions (requirements.txt)")
+    _require_tool("cmake", "cmake >= 3.16 is needed to build dinno_msgs")
+    if not (shutil.which("c++") or shutil.which("g++")):
+        pytest.fail("no C++ compiler (c++/g++) on PATH: needed for the rosidl type supports", pytrace=False)
+    root = tmp_path_factory.mktemp("symlink" if symlink else "copy")
+    ws = root / "ws"
+    ws.mkdir()
+    launch_files, config_files = _copy_workspace(ws)
+    env = _colcon_env()
     build = subprocess.run(
         [colcon, "--log-base", "log", "build", "--base-paths", "src", "--build-base", "build",
-         "--install-base", "install", "--event-handlers", "console_cohesion+", "status-", "summary+"],
+         "--install-base", "install", "--event-handlers", "console_cohesion+", "status-", "summary+",
+         *(["--symlink-install"] if symlink else [])],
         cwd=ws, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=540,
     )
+    return {"root": root, "ws": ws, "symlink": symlink, "env": env, "build": build,
+            "launch_files": launch_files, "config_files": config_files}
+
+
+def _sourced(ws: Path, command: str) -> str:
+    """A bash script: the venv's ROS underneath, the workspace's install/setup.bash on top."""
+    return (f'set -eo pipefail; export AMENT_PREFIX_PATH="{sys.prefix}"; '
+            f'source "{ws / "install" / "setup.bash"}"; {command}')
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_colcon_build_workspace(colcon_workspace):
+    ws, build, env = colcon_workspace["ws"], colcon_workspace["build"], colcon_workspace["env"]
+    bash = _require_tool("bash", "bash is needed to source install/setup.bash")
     assert build.returncode == 0, f"colcon build failed (exit {build.returncode}):\n{build.stdout[-12000:]}"
     assert "-DBUILD_TESTING=OFF" in (ws / "log/latest_build/dinno_msgs/command.log").read_text(), \
         "colcon.meta's cmake-args were not applied"
 
     install = ws / "install"
-    script = (
-        f'set -eo pipefail; export AMENT_PREFIX_PATH="{sys.prefix}"; '
-        f'source "{install}/setup.bash"; exec python -c "$CHECK"'
-    )
     check = subprocess.run(
-        [bash, "-c", script], cwd=tmp_path, env={**env, "CHECK": _CHECK_INSTALL},
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        [bash, "-c", _sourced(ws, 'exec python -c "$CHECK"')], cwd=colcon_workspace["root"],
+        env={**env, "CHECK": _CHECK_INSTALL}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=120,
     )
     assert check.returncode == 0, f"import check in the sourced workspace failed:\n{check.stderr[-8000:]}"
     report = json.loads(check.stdout)
 
     for name, path in report["modules"].items():
-        assert Path(path).is_relative_to(install.resolve()), f"{name} imported from {path}, not the colcon install"
+        # --symlink-install: the Python packages are the workspace's sources, linked.
+        assert Path(path).is_relative_to(install.resolve() if not colcon_workspace["symlink"] else ws.resolve()), \
+            f"{name} imported from {path}, not the colcon workspace"
     for name, path in report["share"].items():
         assert Path(path) == (install / name / "share" / name).resolve(), f"share dir of {name}: {path}"
     assert report["roundtrip"] is True
@@ -213,10 +246,70 @@ def test_colcon_build_workspace(tmp_path: Path):
 
     share = install / "dinno_ros/share/dinno_ros"
     assert (share / "package.xml").is_file()
-    assert {p.name for p in (share / "launch").glob("*.launch.py")} == launch_files
-    assert {p.name for p in (share / "config").glob("*.yaml")} == config_files
+    assert {p.name for p in (share / "launch").glob("*.launch.py")} == colcon_workspace["launch_files"]
+    assert {p.name for p in (share / "config").glob("*.yaml")} == colcon_workspace["config_files"]
     lib = install / "dinno_ros/lib/dinno_ros"
     missing = [exe for exe in EXECUTABLES if not (lib / exe).is_file()]
     assert not missing, f"executables missing from {lib} (setup.cfg install_scripts): {missing}"
     assert (install / "dinno_core/share/dinno_core/package.xml").is_file()
     assert (install / "dinno_msgs/share/dinno_msgs/msg/WeightUpdate.msg").is_file()
+
+
+def _launch_one_robot(command_prefix: str, env: dict[str, str], cwd: Path, bash: str) -> tuple[Path, str]:
+    """``ros2 launch dinno_ros robot_hardware.launch.py`` with a one-robot, five-round team:
+    the node trains, writes its results (creating the folder) and exits, then the launch ends."""
+    config = cwd / "one_robot.yaml"
+    config.write_text(ONE_ROBOT_TEAM)
+    results = cwd / "results"
+    launch = (f"ros2 launch dinno_ros robot_hardware.launch.py robot_id:=robot_0 "
+              f"team_config:={config} results_dir:={results}")
+    run = subprocess.run([bash, "-c", command_prefix + launch], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240,
+                         start_new_session=True)
+    assert run.returncode == 0, f"ros2 launch exited {run.returncode}:\n{run.stdout[-6000:]}"
+    return results, run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ros2_launch_from_colcon_install(colcon_workspace, ros_env):
+    """The README's robot route: `ros2 launch dinno_ros ...` finds the launch file and the node
+    executable in the sourced workspace (not in the venv) and the node runs to its end."""
+    from launch_tools import ros2_launch_or_skip
+
+    ros2_launch_or_skip()
+    bash = _require_tool("bash", "bash is needed to source install/setup.bash")
+    if colcon_workspace["build"].returncode != 0:
+        pytest.fail("colcon build failed (see test_colcon_build_workspace)", pytrace=False)
+    ws = colcon_workspace["ws"]
+    cwd = colcon_workspace["root"] / "launch_run"
+    cwd.mkdir()
+    env = {**colcon_workspace["env"], **{k: v for k, v in ros_env.items() if k.startswith("ROS_")}}
+    prefix = _sourced(ws, 'test "$(ros2 pkg prefix dinno_ros)" = "' + str(ws / "install" / "dinno_ros") + '"; ')
+    results, output = _launch_one_robot(prefix, env, cwd, bash)
+    exe = ws / "install" / "dinno_ros" / "lib" / "dinno_ros" / "robot_node"
+    assert str(exe) in output or "robot_node-1" in output, output[-4000:]
+    data = json.loads((results / "robots" / "robot_0.json").read_text())
+    assert data["rounds_done"] == 5 and data["finished"] is True
+    assert (results / "robots" / "robot_0.weights.npy").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ros2_launch_from_venv(tmp_path, ros_env):
+    """The pip route: with AMENT_PREFIX_PATH=.venv, `ros2 pkg executables` lists the nodes and
+    `ros2 launch dinno_ros <file>` runs a node to its end, as in a colcon workspace."""
+    from launch_tools import launch_env, ros2_launch_or_skip
+
+    ros2_launch_or_skip()
+    bash = _require_tool("bash", "bash is needed")
+    env = launch_env(ros_env)
+    listed = subprocess.run([str(VENV_BIN / "ros2"), "pkg", "executables", "dinno_ros"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert {line.split()[1] for line in listed.stdout.splitlines()} >= {"robot_node", "lidar_sim"}, listed.stdout
+    share = Path(sys.prefix) / "share" / "dinno_ros"
+    for folder in ("launch", "config"):
+        assert not (share / folder).is_symlink(), f"{share / folder} is a link: os.walk (ros2 launch) skips it"
+    results, _ = _launch_one_robot(f'export PATH="{VENV_BIN}:$PATH"; ', env, tmp_path, bash)
+    assert json.loads((results / "robots" / "robot_0.json").read_text())["rounds_done"] == 5

@@ -51,6 +51,7 @@ setup(
         "console_scripts": [
             "robot_node = dinno_ros.robot_node:main",
             "lidar_sim = dinno_ros.lidar_sim_node:main",
+            "path_follower = dinno_ros.path_follower_node:main",
             "dinno-team = dinno_ros.team:main",
             "dinno-demo = dinno_ros.demo:main",
         ],

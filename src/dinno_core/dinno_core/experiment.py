@@ -4,7 +4,6 @@ write ``results.json`` and plots. Entry point: ``dinno-experiment CONFIG.yaml [-
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
@@ -26,6 +25,7 @@ from dinno_core.config import (
     ConfigError,
     ExperimentConfig,
     build_task,
+    check_writable,
     is_centralized,
     load_experiment_config,
     set_up_model,
@@ -33,6 +33,7 @@ from dinno_core.config import (
 from dinno_core.graphs import StaticGraph, build_graph, describe
 from dinno_core.params import FlatModel
 from dinno_core.plots import plot_curves
+from dinno_core.checkpoint import write_json
 from dinno_core.quantization import WIRE_ENCODINGS
 from dinno_core.tasks.base import Task
 from dinno_core.team import SimulatedTeam, TeamData, consensus_error
@@ -221,7 +222,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, console: Console | N
     if callable(save_figures):
         figures += save_figures(weights, flat, out_dir)
     results["figures"] = [str(path) for path in figures]
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_json(out_dir / "results.json", results)
     return results
 
 
@@ -252,11 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
-        config = load_experiment_config(args.config)
-        if args.rounds is not None:
-            config = config.model_copy(update={"rounds": args.rounds})
+        overrides = {} if args.rounds is None else {"rounds": args.rounds}
         if args.wire_encoding is not None:
-            config = config.model_copy(update={"wire_encoding": args.wire_encoding})
+            overrides["wire_encoding"] = args.wire_encoding
+        config = load_experiment_config(args.config, overrides)
         if args.algorithms is not None:
             wanted = [name.strip() for name in args.algorithms.split(",") if name.strip()]
             unknown = [name for name in wanted if name not in config.algorithms]
@@ -270,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     out_dir = args.out or Path("results") / config.name
-    results = run_experiment(config, out_dir, console, jobs=args.jobs)
+    try:
+        check_writable(out_dir, "--out")
+        results = run_experiment(config, out_dir, console, jobs=args.jobs)
+    except ConfigError as error:  # e.g. a task file that cannot be read: found before any result is written
+        print(f"{args.config}: invalid configuration\n  {error}", file=sys.stderr)
+        return 2
     Console().print(summary_table(results))
     console.print(f"results written to {out_dir / 'results.json'}")
     return 0

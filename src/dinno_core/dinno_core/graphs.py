@@ -10,6 +10,7 @@ lossy (:class:`EdgeDropout`) communication.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from abc import ABC, abstractmethod
 from typing import Literal
 
@@ -95,6 +96,17 @@ def disk_graph(positions: np.ndarray, radius: float) -> nx.Graph:
     graph.add_edges_from(zip(rows.tolist(), cols.tolist()))
     graph.graph["radius"] = float(radius)
     return graph
+
+
+def neighbours_in_range(me: str, team: Sequence[str], positions: Mapping[str, tuple[float, float]],
+                        radius: float) -> list[str]:
+    """The teammates of ``me`` within ``radius`` (:func:`disk_graph` over the known positions), in
+    team order; none while ``me``'s own position is unknown."""
+    if me not in positions:
+        return []
+    others = [r for r in team if r != me and r in positions]
+    graph = disk_graph(np.array([positions[me]] + [positions[r] for r in others], dtype=float), radius)
+    return [others[j - 1] for j in sorted(graph.neighbors(0))]
 
 
 def geometric_graph(

@@ -18,8 +18,8 @@ _LOG_SCALE = {"validation_loss", "training_loss", "consensus_error"}
 
 def save_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float | None]]], metric: str, title: str,
                 path: Path, log_scale: bool = False, legend_size: str | None = None, x_label: str = "round") -> Path:
-    """``series[label] = (xs, values)`` (x: rounds unless ``x_label`` says otherwise); None/NaN/Inf values are skipped, and on a log scale
-    non-positive ones too. An empty plot says so."""
+    """``series[label] = (xs, values)``, x in rounds unless ``x_label`` says otherwise; None/NaN/Inf
+    values are skipped, and on a log scale non-positive ones too. An empty plot says so."""
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
     plotted = False

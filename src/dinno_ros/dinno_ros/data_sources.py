@@ -7,12 +7,31 @@ topics a source needs and forwards the messages' contents.
 
 * :class:`StaticDataSource`: static tasks (``linear_regression``, ``mnist``); the robot's
   "sensor stream" is ``task.robot_data(N)[index]``.
-* :class:`MappingDataSource`: the implicit-mapping task: LaserScan + Odometry → labelled points
-  in the world frame (:func:`dinno_core.tasks.mapping.scan_points.scan_to_points`) → the robot's
-  :class:`~dinno_core.tasks.mapping.scan_points.SlidingWindow`. The pose of each scan is the
-  odometry pose interpolated at the scan's stamp; malformed scans, scans without a pose and
-  scans with no usable beam (all NaN, or all closer than range_min) are skipped and counted,
-  so they never take a slot of the sliding window.
+* :class:`MappingDataSource`: the implicit-mapping task: LaserScan + a pose → labelled points
+  in the team's shared map frame (:func:`dinno_core.tasks.mapping.scan_points.scan_to_points`)
+  → the robot's :class:`~dinno_core.tasks.mapping.scan_points.SlidingWindow`. The pose of each
+  scan is the robot's pose in the map frame interpolated at the scan's stamp; malformed scans,
+  scans with inconsistent metadata, scans from another frame, scans without a pose and scans
+  with no usable beam (all NaN, or all closer than range_min) are skipped and counted, so they
+  never take a slot of the sliding window.
+
+The shared world frame on real robots (:class:`FrameSettings`):
+
+* the pose source: ``odometry`` — each robot's odometry starts wherever its driver puts it
+  (usually zero in its own ``odom`` frame); ``initial_pose`` (x, y, yaw of the odometry origin
+  in the map frame) puts it into the shared map frame: ``map_T_base = initial ⊕ odom_T_base``;
+  ``pose_topic`` — ``geometry_msgs/PoseWithCovarianceStamped`` already in the map frame
+  (AMCL's ``amcl_pose``, motion capture); ``tf`` — the node looks up ``map_frame → <scan
+  frame_id>`` at each scan's stamp (tf2_ros, any normal ROS install), which includes the mount;
+* the lidar mount on the robot (``mount``: x, y, yaw in the base frame, and ``upside_down``: a
+  lidar mounted with roll = π, whose beam angles turn the other way) for the odometry and
+  pose-topic sources;
+* each scan's own ``angle_min``, ``angle_increment``, ``range_min`` and ``range_max`` (a negative
+  increment is fine), skipped and counted when inconsistent (non-finite, increment 0,
+  ``range_max <= range_min``); ``lidar_frame``: scans with another ``frame_id`` are skipped
+  and counted;
+* quaternions are normalized (a scaled quaternion turns by the same angle); a zero or
+  non-finite one is rejected and counted.
 """
 
 from __future__ import annotations
@@ -21,10 +40,12 @@ import bisect
 import math
 import threading
 from abc import ABC, abstractmethod
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from dinno_core.tasks.base import LocalData
@@ -117,33 +138,129 @@ class OdometryBuffer:
         return x0 + w * (x1 - x0), y0 + w * (y1 - y0), a0 + w * turn
 
 
-class MappingDataSource(DataSource):
-    """Live lidar scans → occupancy points → the robot's sliding window.
+POSE_SOURCES = ("odometry", "pose_topic", "tf")
 
-    The lidar is assumed at the robot's odometry origin (the simulator's convention); the
-    odometry frame is the world frame shared by the team.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class FrameSettings(BaseModel):
+    """Where a robot's scans are in the team's shared map frame (see the module docstring).
+
+    The robot node's ``frame.*`` parameters are generated from this model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pose_source: Literal["odometry", "pose_topic", "tf"] = Field(
+        "odometry", description="Where the robot's pose in the shared map frame comes from: odometry (+ "
+        "initial_pose), pose_topic (geometry_msgs/PoseWithCovarianceStamped, e.g. AMCL's amcl_pose or motion "
+        "capture) or tf (map_frame -> the scan's frame_id at its stamp; needs tf2_ros).")
+    initial_pose: tuple[FiniteFloat, FiniteFloat, FiniteFloat] = Field(
+        (0.0, 0.0, 0.0), description="x, y (m), yaw (rad) of the odometry frame's origin in the map frame: "
+        "where the robot stood when its odometry started (pose_source odometry).")
+    lidar_mount: tuple[FiniteFloat, FiniteFloat, FiniteFloat] = Field(
+        (0.0, 0.0, 0.0), description="x, y (m), yaw (rad) of the lidar in the robot's base frame "
+        "(pose_source odometry / pose_topic; tf has its own).")
+    lidar_upside_down: bool = Field(False, description="The lidar is mounted upside down (roll = pi): its "
+                                    "beam angles turn the other way (odometry / pose_topic).")
+    lidar_frame: str = Field("", description="Scans must carry this frame_id; others are counted and "
+                             "skipped. Empty: any.")
+    pose_topic: str = Field("pose", description="PoseWithCovarianceStamped topic (pose_source pose_topic).")
+
+    @model_validator(mode="after")
+    def _tf_available(self) -> FrameSettings:
+        if self.pose_source == "tf":
+            try:
+                import tf2_ros  # noqa: F401
+            except ImportError:
+                raise ValueError("pose_source tf needs tf2_ros, which is not importable here (no PyPI wheel; any "
+                                 "ROS install has it); allowed here: odometry, pose_topic") from None
+        return self
+
+    @property
+    def mount(self) -> tuple[float, float, float]:
+        return self.lidar_mount
+
+    @property
+    def upside_down(self) -> bool:
+        return self.lidar_upside_down
+
+
+def compose(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float, float]:
+    """``a ⊕ b`` of planar poses (x, y, yaw): ``b`` given in ``a``'s frame, returned in ``a``'s parent."""
+    c, s = math.cos(a[2]), math.sin(a[2])
+    return a[0] + c * b[0] - s * b[1], a[1] + s * b[0] + c * b[1], math.atan2(math.sin(a[2] + b[2]),
+                                                                                  math.cos(a[2] + b[2]))
+
+
+def planar_pose(x: float, y: float, qx: float, qy: float, qz: float,
+                qw: float) -> tuple[tuple[float, float, float], bool] | None:
+    """``((x, y, yaw), flipped)`` of a 3-D pose seen from above: yaw of the frame's x axis in the
+    plane, ``flipped`` when its z axis points down (an upside-down lidar, roll = π). The
+    quaternion is normalized first; None if it is zero or non-finite."""
+    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+    if not (math.isfinite(norm) and norm > 1e-9 and math.isfinite(x) and math.isfinite(y)):
+        return None
+    qx, qy, qz, qw = qx / norm, qy / norm, qz / norm, qw / norm
+    x_axis = (1.0 - 2.0 * (qy * qy + qz * qz), 2.0 * (qx * qy + qw * qz))
+    z_up = 1.0 - 2.0 * (qx * qx + qy * qy)
+    return (x, y, math.atan2(x_axis[1], x_axis[0])), z_up < 0.0
+
+
+@dataclass(frozen=True)
+class ScanGeometry:
+    """A LaserScan's own beam geometry (``angle_min``, ``angle_increment``, ``range_min``, ``range_max``)."""
+
+    angle_min: float
+    angle_increment: float
+    range_min: float
+    range_max: float
+
+    def problem(self) -> str | None:
+        """Why these metadata can't be right, or None."""
+        values = (self.angle_min, self.angle_increment, self.range_min, self.range_max)
+        if not all(math.isfinite(v) for v in values):
+            return f"non-finite metadata {values}"
+        if self.angle_increment == 0.0:
+            return "angle_increment is 0"
+        if self.range_min < 0.0 or self.range_max <= self.range_min:
+            return f"range_max {self.range_max} <= range_min {self.range_min} (or range_min < 0)"
+        return None
+
+
+class MappingDataSource(DataSource):
+    """Live lidar scans → occupancy points in the shared map frame → the robot's sliding window.
+
+    :meth:`add_odometry` takes the robot base's pose in its odometry frame (pose_source
+    odometry; :attr:`frames.initial_pose` places it in the map frame) or in the map frame
+    (pose_topic); :meth:`add_scan` takes the scan with its own geometry and frame_id, and for
+    the tf source the lidar's pose in the map frame looked up by the node.
     """
 
     needs_sensors = True
 
     def __init__(self, spec: Any, sampling: Any, window_scans: int, seed: int = 0,
-                 odometry: OdometryBuffer | None = None) -> None:
+                 odometry: OdometryBuffer | None = None, frames: FrameSettings | None = None) -> None:
         from dinno_core.tasks.mapping.scan_points import SlidingWindow
 
         self.spec = spec
         self.sampling = sampling
+        self.frames = frames or FrameSettings()
         self.window = SlidingWindow(window_scans, spec.num_beams * sampling.samples_per_beam)
         self.odometry = odometry or OdometryBuffer()
         self.rng = np.random.default_rng(seed)
         self.lock = threading.Lock()
         self._local = LockedData(self.window, self.lock)
+        self._specs: dict[tuple[int, ScanGeometry, bool], Any] = {}
         self.scans_used = 0
         self.scans_malformed = 0
         self.scans_without_pose = 0
         self.scans_empty = 0
+        self.scans_inconsistent = 0
+        self.scans_wrong_frame = 0
+        self.poses_rejected = 0
 
     @classmethod
-    def for_task(cls, task: Any, seed: int) -> MappingDataSource:
+    def for_task(cls, task: Any, seed: int, frames: FrameSettings | None = None) -> MappingDataSource:
         """From a ``dinno_core.tasks.mapping.task.MappingTask``: its lidar ``spec``, beam
         ``sampling`` and ``config.window_scans`` (the same window the offline experiment uses)."""
         spec, sampling = getattr(task, "spec", None), getattr(task, "sampling", None)
@@ -151,7 +268,7 @@ class MappingDataSource(DataSource):
         if spec is None or sampling is None or window_scans is None:
             raise TypeError("the mapping task must expose spec (LidarSpec), sampling (BeamSampling) and "
                             "config.window_scans for the ROS data source")
-        return cls(spec, sampling, int(window_scans), seed)
+        return cls(spec, sampling, int(window_scans), seed, frames=frames)
 
     @property
     def local_data(self) -> LocalData:
@@ -162,22 +279,92 @@ class MappingDataSource(DataSource):
             return len(self.window) > 0
 
     def add_odometry(self, stamp: float, x: float, y: float, yaw: float) -> None:
+        """The base's planar pose: in the odometry frame (pose_source odometry) or the map frame."""
+        pose = (x, y, yaw)
+        if not all(math.isfinite(v) for v in pose):
+            with self.lock:
+                self.poses_rejected += 1
+            return
+        if self.frames.pose_source == "odometry":
+            pose = compose(self.frames.initial_pose, pose)
         with self.lock:
-            self.odometry.add(stamp, x, y, yaw)
+            self.odometry.add(stamp, *pose)
 
-    def add_scan(self, stamp: float, ranges: np.ndarray) -> bool:
-        """Turn one scan into points and append them; False if it was skipped (and counted)."""
+    def add_pose(self, stamp: float, x: float, y: float, qx: float, qy: float, qz: float, qw: float) -> bool:
+        """A pose message's position and (any-norm) quaternion; False if rejected (and counted)."""
+        planar = planar_pose(x, y, qx, qy, qz, qw)
+        if planar is None:
+            with self.lock:
+                self.poses_rejected += 1
+            return False
+        self.add_odometry(stamp, *planar[0])
+        return True
+
+    def _scan_spec(self, count: int, geometry: ScanGeometry, mirrored: bool) -> tuple[Any, bool]:
+        """``(LidarSpec in the sensor's upright frame, reverse the ranges)`` for a scan."""
+        key = (count, geometry, mirrored)
+        cached = self._specs.get(key)
+        if cached is None:
+            from dinno_core.tasks.mapping.raycast import LidarSpec
+
+            first, step = geometry.angle_min, geometry.angle_increment
+            last = first + (count - 1) * step
+            # Beam angles as an upright sensor sees them: an upside-down lidar's turn the other
+            # way; a negative increment is read backwards. Either way: ascending angles.
+            angles = (-first, -last) if mirrored else (first, last)
+            reverse = angles[0] > angles[1]
+            low = min(angles)
+            spec = LidarSpec.from_increment(count, low, abs(step), geometry.range_min, geometry.range_max)
+            cached = (spec, reverse)
+            if len(self._specs) > 64:
+                self._specs.clear()
+            self._specs[key] = cached
+        return cached
+
+    def add_scan(self, stamp: float, ranges: np.ndarray, geometry: ScanGeometry | None = None,
+                 frame_id: str | None = None, sensor_pose: tuple[tuple[float, float, float], bool] | None = None,
+                 ) -> bool:
+        """Turn one scan into points and append them; False if it was skipped (and counted).
+
+        ``geometry``: the scan's own beam geometry (default: the task's lidar). ``frame_id``:
+        checked against ``frames.lidar_frame``. ``sensor_pose``: ``((x, y, yaw), flipped)`` of
+        the lidar in the map frame at ``stamp`` (the tf source; None: no transform found).
+        """
         from dinno_core.tasks.mapping.scan_points import MalformedScan, scan_to_points
 
-        with self.lock:
-            pose = self.odometry.pose_at(stamp)
+        frames = self.frames
+        if frames.lidar_frame and frame_id is not None and frame_id != frames.lidar_frame:
+            with self.lock:
+                self.scans_wrong_frame += 1
+            return False
+        ranges = np.asarray(ranges, dtype=float)
+        if geometry is not None and geometry.problem() is not None:
+            with self.lock:
+                self.scans_inconsistent += 1
+            return False
+        if ranges.shape != (self.spec.num_beams,):
+            with self.lock:
+                self.scans_malformed += 1
+            return False
+        if frames.pose_source == "tf":
+            pose, mirrored = sensor_pose if sensor_pose is not None else (None, False)
+        else:
+            with self.lock:
+                base = self.odometry.pose_at(stamp)
+            pose = None if base is None else compose(base, frames.mount)
+            mirrored = frames.upside_down
         if pose is None:
             with self.lock:
                 self.scans_without_pose += 1
             return False
+        spec = self.spec
+        if geometry is not None or mirrored:
+            geometry = geometry or ScanGeometry(spec.angle_min, spec.angle_increment, spec.range_min, spec.range_max)
+            spec, reverse = self._scan_spec(len(ranges), geometry, mirrored)
+            if reverse:
+                ranges = ranges[::-1]
         try:
-            points, labels = scan_to_points(np.asarray(ranges, dtype=float), np.asarray(pose), self.spec,
-                                            self.sampling, self.rng)
+            points, labels = scan_to_points(ranges, np.asarray(pose), spec, self.sampling, self.rng)
         except MalformedScan:
             with self.lock:
                 self.scans_malformed += 1
@@ -195,10 +382,22 @@ class MappingDataSource(DataSource):
         with self.lock:
             return {"kind": "mapping", "scans_used": self.scans_used, "scans_malformed": self.scans_malformed,
                     "scans_without_pose": self.scans_without_pose, "scans_empty": self.scans_empty,
+                    "scans_inconsistent": self.scans_inconsistent, "scans_wrong_frame": self.scans_wrong_frame,
+                    "poses_rejected": self.poses_rejected, "pose_source": self.frames.pose_source,
                     "window_scans": self.window.num_scans,
                     "window_points": len(self.window)}
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
-    """Yaw (rotation about z) of a unit quaternion."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    """Yaw (heading of the x axis about z) of a quaternion of any non-zero norm (normalized
+    first: a quaternion scaled by 2 is the same rotation); NaN if it is zero or non-finite."""
+    planar = planar_pose(0.0, 0.0, x, y, z, w)
+    return math.nan if planar is None else planar[0][2]
+
+
+def default_data_source(task: Any, settings: Any) -> DataSource:
+    """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window.
+    ``settings``: the robot's :class:`~dinno_ros.robot_settings.RobotSettings`."""
+    if settings.task.name == "mapping":
+        return MappingDataSource.for_task(task, settings.seed + settings.index, frames=settings.frame)
+    return StaticDataSource(task.robot_data(len(settings.team))[settings.index])

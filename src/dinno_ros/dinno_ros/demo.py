@@ -5,7 +5,7 @@
 
 1. Runs the team of ``config/team_mapping_demo.yaml`` (robot nodes + the embedded lidar
    simulator, one process each) with ``dinno-team``'s own machinery (:class:`dinno_ros.team.TeamRun`:
-   same bringup, live per-robot table, clean stop, ``team.json``, loss/consensus plots), bounded
+   same bringup, live per-robot table, clean stop, ``team.json``, loss/neighbour-distance plots), bounded
    by ``--duration`` seconds (default 120) or the config's rounds, whichever comes first.
    The simulator records every scan it published (``sim_trace.npz``).
 Steps 2-4 are ROS-free core code (:mod:`dinno_core.tasks.mapping.team_analysis`); this module
@@ -81,16 +81,11 @@ def demo_config(path: Path, out_dir: Path, robots: int | None = None, rounds: in
             data["graph"] = {k: v for k, v in data["graph"].items() if k != "num_robots"}
     if rounds is not None:
         data["rounds"] = rounds
-    task = data.get("task")
-    if isinstance(task, dict) and isinstance(task.get("paths"), str) and not Path(task["paths"]).is_absolute():
-        relative = path.parent / task["paths"]
-        if relative.is_file() and not Path(task["paths"]).is_file():
-            task["paths"] = str(relative.resolve())  # relative to the config file
     simulator = dict(data.get("simulator") or {})
     simulator["parameters"] = {**(simulator.get("parameters") or {}),
                                "trace_path": str((out_dir / "sim_trace.npz").resolve())}
     data["simulator"] = simulator
-    config = team_config_from_dict(data, str(path))
+    config = team_config_from_dict(data, str(path), base_dir=path.parent)
     if config.task.name != "mapping":
         from dinno_core.config import ConfigError
 
@@ -129,6 +124,12 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             f"(individual/team = {comparison['ratio_mean_individual_to_mean_team']:.2f}x); occupied IoU worst team "
             f"{comparison['iou_worst_team_robot']:.2f} vs best individual {comparison['iou_best_individual_robot']:.2f}",
             style=style))
+    tracking = summary.get("path_tracking")
+    if tracking and tracking["max_distance"]:
+        console.print(f"robots driven by cmd_vel (path follower): at most {max(tracking['max_distance']):.2f} m and "
+                      f"on average {sum(tracking['mean_distance']) / len(tracking['mean_distance']):.2f} m from their paths, "
+                      f"{min(tracking['distance_driven']):.0f}-{max(tracking['distance_driven']):.0f} m driven each",
+                      highlight=False)
     a = summary["agreement"]
     console.print(f"agreement between the team's robots: consensus error {a['consensus_error']:.4g} "
                   f"(weight norm {a['weight_norm']:.4g}), max pairwise mean |p_i - p_j| "
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         return code or 1
     print_summary(summary, console)
     console.print(f"results: {out_dir} (summary.json, maps.png, team.json, training_loss.png, "
-                  f"consensus_error.png, logs/)", highlight=False)
+                  f"neighbour_distance.png, logs/)", highlight=False)
     print(out_dir / "summary.json")
     return code
 

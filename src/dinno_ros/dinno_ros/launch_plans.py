@@ -17,7 +17,7 @@ from typing import Any
 from dinno_core.config import ConfigError
 from dinno_ros.process_spec import ProcessSpec, launch_node_arguments, write_params_files
 from dinno_ros.ros_names import check_ros_name
-from dinno_ros.team_config import TeamConfig, load_team_config
+from dinno_ros.team_config import ControllerConfig, TeamConfig, load_team_config
 from dinno_ros.team_spec import TeamSpec, build_team_spec, hardware_robot_process
 
 
@@ -95,7 +95,8 @@ def team_launch_plan(config_path: str, out: str = "", use_sim_time: str = "",
 
 
 def gazebo_launch_plan(config_path: str, world: str, bridge_config: str, out: str = "",
-                       gz_command: str = "gz sim", gz_args: str = "-r", plan: str = "") -> LaunchPlan:
+                       gz_command: str = "gz sim", gz_args: str = "-r", plan: str = "",
+                       gazebo: str = "harmonic") -> LaunchPlan:
     """``team_gazebo.launch.py``: Gazebo, one ros_gz_bridge (config-file mode) and the robots.
 
     ``world`` / ``bridge_config``: the SDF world and the bridge YAML written by
@@ -103,7 +104,10 @@ def gazebo_launch_plan(config_path: str, world: str, bridge_config: str, out: st
     and give ``plan`` (a built-in plan name or a map_server YAML) to have them written into
     ``<results>/gazebo`` for the team's size. Robots use simulated time (the bridge carries
     ``/clock``); a simulator section in the config is ignored (Gazebo simulates).
-    ``gz_command``: ``gz sim`` (Harmonic and newer), ``ign gazebo`` (Fortress, with Humble).
+    ``gz_command``: ``gz sim`` (Harmonic and newer), ``ign gazebo`` (Fortress, with Humble);
+    ``gazebo`` (``harmonic``/``fortress``, see :func:`dinno_ros.launch_support.gazebo_flavour`)
+    names the systems a generated world loads. A mapping team gets the path follower (the
+    config's controller section, else the defaults): Gazebo's robots move only by cmd_vel.
     The plan carries ``gz_cmd`` (argv) and ``world``/``bridge_config`` too.
     """
     config = load_team_config(config_path)
@@ -114,13 +118,15 @@ def gazebo_launch_plan(config_path: str, world: str, bridge_config: str, out: st
                               "or plan:= to generate them")
         from dinno_core.tasks.mapping.gazebo import write_gazebo_files
 
-        world_path, bridge_path = write_gazebo_files(plan, config.num_robots, _join(results, "gazebo"))
+        world_path, bridge_path = write_gazebo_files(plan, config.num_robots, _join(results, "gazebo"),
+                                                     gazebo=gazebo)
         world, bridge_config = str(world_path), str(bridge_path)
     elif not world or not bridge_config:
         raise ConfigError("world:= and bridge_config:= go together (both files come from the same "
                           "python -m dinno_core.tasks.mapping.gazebo run)")
     world, bridge_config = _absolute(world), _absolute(bridge_config)
-    config = config.model_copy(update={"simulator": None})
+    controller = config.controller or (ControllerConfig() if getattr(config.task, "name", "") == "mapping" else None)
+    config = config.model_copy(update={"simulator": None, "controller": controller})
     spec = build_team_spec(config, results_dir=results, use_sim_time=True)
     bridge = ProcessSpec(
         role="bridge", key="bridge", package="ros_gz_bridge", executable="parameter_bridge", module=None,

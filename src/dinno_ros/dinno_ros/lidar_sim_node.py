@@ -22,9 +22,15 @@ For every robot of ``team`` it publishes what Gazebo's bridge or a real robot's 
   clock source, simulation time starts at 0 and every stamp is simulation time. Otherwise the
   stamps are wall-clock time. The simulator's own timers run on the steady clock either way.
 
-Motion: robot ``i`` drives path ``i mod P`` of the task's path set (the core's
-:class:`~dinno_core.tasks.mapping.task.MappingTask` places robots exactly as the offline
-experiment and the robot nodes do), at ``task.speed`` m/s along the smooth arc-length spline.
+Motion (``motion``): ``scripted`` — robot ``i`` drives path ``i mod P`` of the task's path set
+(the core's :class:`~dinno_core.tasks.mapping.task.MappingTask` places robots exactly as the
+offline experiment and the robot nodes do), at ``task.speed`` m/s along the smooth arc-length
+spline; ``cmd_vel`` — each robot is a kinematic unicycle driven by its ``/<robot>/cmd_vel``
+(``geometry_msgs/Twist``: ``linear.x``, ``angular.z``, clipped to ``max_speed`` /
+``max_turn_rate``), as Gazebo's VelocityControl drives the generated world's robots: it starts
+at the start of its path, a command older than ``cmd_vel_timeout`` stops it, and a wall stops it
+(its centre never comes closer than ``robot_radius``). The path follower
+(``dinno_ros.path_follower_node``) closes the loop: odometry in, cmd_vel out.
 Scans are cast at ``task.lidar.rate_hz`` with the core's vectorized :func:`cast_rays`, all
 robots × beams in ONE call per tick, with Gaussian range noise ``task.lidar.noise_std`` (seeded
 by ``seed``). Time starts when every robot's node subscribed to its scan topic, or after
@@ -43,7 +49,6 @@ can be replayed offline exactly (``dinno_ros.demo`` trains its individual-robot 
 
 from __future__ import annotations
 
-import array
 import math
 import os
 import sys
@@ -53,8 +58,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time as TimeMsg
-from geometry_msgs.msg import Quaternion
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -64,56 +67,19 @@ from sensor_msgs.msg import LaserScan
 
 from dinno_core.config import ConfigError
 from dinno_core.tasks.mapping.raycast import cast_rays
-from dinno_ros.node_main import init_node, tear_down
+from dinno_ros.node_main import hold_signals_while_saving, init_node, tear_down
 from dinno_ros.node_parameters import declare_checked, declare_specs
 from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
 from dinno_ros.ros_names import check_team
 
-NODE_NAME = "lidar_sim"
-
-# name, default, type, description, constraints. Types: string, integer, double, bool, string_array.
-SIM_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
-    ("team", None, "string_array", "Robot ids, in team order: robot i drives path i mod P of the task's paths "
-     "(the order the robot nodes use).", "required, unique"),
-    ("seed", 0, "integer", "Experiment seed: range noise (and the task's path placement).", ">= 0"),
-    ("odom_rate_hz", 20.0, "double", "Odometry rate (besides the odometry sent with every scan).", "> 0"),
-    ("clock_rate_hz", 50.0, "double", "Rate of /clock when use_sim_time is true.", "> 0"),
-    ("wait_for_subscribers", 30.0, "double", "Seconds to wait for every robot's scan subscriber before "
-     "the robots start moving (nothing is published before).", ">= 0; 0 = start at once"),
-    ("publish_tf", True, "bool", "Publish /tf and /tf_static (only possible when tf2_msgs is importable).", ""),
-    ("scan_topic", "/{robot}/scan", "string", "Scan topic pattern; {robot} is the robot id.", "must contain {robot}"),
-    ("odom_topic", "/{robot}/odom", "string", "Odometry topic pattern.", "must contain {robot}"),
-    ("scan_frame", "{robot}/base_scan", "string", "LaserScan frame_id pattern.", "a frame id"),
-    ("odom_frame", "{robot}/odom", "string", "Odometry frame_id pattern (its origin is the world frame).",
-     "a frame id"),
-    ("base_frame", "{robot}/base_link", "string", "Odometry child_frame_id pattern.", "a frame id"),
-    ("world_frame", "map", "string", "The plan's world frame (parent of every odom frame in /tf_static).",
-     "a frame id"),
-    ("trace_path", "", "string", "Write every scan tick (stamp, poses, ranges) to this .npz on exit.",
-     "a writable path or empty"),
-]
-TRACE_MAX_TICKS = 200_000
-"""Scan ticks kept for trace_path (older ones are dropped beyond this)."""
-
-
-def yaw_quaternion(yaw: float) -> Quaternion:
-    """A rotation of ``yaw`` radians about z."""
-    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
-
-
-def stamp_of(seconds: float) -> TimeMsg:
-    """``builtin_interfaces/Time`` of ``seconds`` (>= 0)."""
-    sec = int(math.floor(seconds))
-    nanosec = int(round((seconds - sec) * 1e9))
-    if nanosec >= 1_000_000_000:
-        sec, nanosec = sec + 1, nanosec - 1_000_000_000
-    return TimeMsg(sec=sec, nanosec=nanosec)
-
-
-def float32_array(values: np.ndarray) -> array.array:
-    """A ``float32[]`` message field from numpy: ``array('f')`` from bytes (assigning a numpy
-    array directly is ~400x slower)."""
-    return array.array("f", np.ascontiguousarray(values, dtype=np.float32).tobytes())
+from dinno_ros.lidar_sim_messages import float32_array, stamp_of, yaw_quaternion
+from dinno_ros.lidar_sim_parameters import (
+    INTEGRATION_STEP,
+    MOTIONS,
+    NODE_NAME,
+    SIM_PARAMETERS,
+    TRACE_MAX_TICKS,
+)
 
 
 class LidarSimNode(Node):
@@ -160,6 +126,21 @@ class LidarSimNode(Node):
             self._clock_type = ClockMsg
             self._clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
 
+        self.driven = options["motion"] == "cmd_vel"
+        n = len(self.team)
+        self.state = self.poses_at(0.0)  # cmd_vel motion: the unicycles, from their paths' starts
+        self.commands = np.zeros((n, 2))  # (linear.x, angular.z) per robot, as received
+        self._twist = np.zeros((n, 2))  # what the robots execute (stale commands are zeros)
+        self.command_times = np.full(n, -np.inf)  # monotonic time of each robot's last cmd_vel
+        self.commands_received = 0
+        self.commands_rejected = 0
+        self.state_time = 0.0
+        if self.driven:
+            from geometry_msgs.msg import Twist
+
+            self._cmd_subs = [self.create_subscription(
+                Twist, options["cmd_vel_topic"].format(robot=robot),
+                lambda msg, i=i: self._on_cmd_vel(i, msg), 10) for i, robot in enumerate(self.team)]
         self.t0: float | None = None  # monotonic time at which the robots start moving
         self.wall0 = 0.0
         self.created = time.monotonic()
@@ -175,7 +156,8 @@ class LidarSimNode(Node):
             f"simulating {len(self.team)} robots on plan {self.plan.name!r} ({task_config.plan}): "
             f"{self.spec.num_beams} beams over {math.degrees(self.spec.angle_max - self.spec.angle_min):.0f} deg, "
             f"range {self.spec.range_min:g}-{self.spec.range_max:g} m, noise {self.spec.noise_std:g} m, "
-            f"{self.spec.rate_hz:g} Hz, speed {self.speed:g} m/s, "
+            f"{self.spec.rate_hz:g} Hz, "
+            f"{'driven by cmd_vel' if options['motion'] == 'cmd_vel' else f'scripted at {self.speed:g} m/s'}, "
             f"{'simulation time on /clock' if self.sim_clock else 'wall-clock stamps'}")
 
     # ------------------------------------------------------------------ parameters
@@ -220,6 +202,15 @@ class LidarSimNode(Node):
                 p[name].format(robot="r")
             except (KeyError, IndexError, ValueError):
                 error(f"parameter '{name}': only {{robot}} may be substituted, got {p[name]!r}")
+        if p["motion"] not in MOTIONS:
+            error(f"parameter 'motion': {p['motion']!r} is not allowed; allowed: {', '.join(MOTIONS)}")
+        if "{robot}" not in p["cmd_vel_topic"]:
+            error(f"parameter 'cmd_vel_topic': must contain {{robot}}, got {p['cmd_vel_topic']!r}")
+        for name in ("cmd_vel_timeout", "max_speed", "max_turn_rate"):
+            if not (p[name] > 0 and math.isfinite(p[name])):
+                error(f"parameter '{name}': must be > 0, got {p[name]}")
+        if not (p["robot_radius"] >= 0 and math.isfinite(p["robot_radius"])):
+            error(f"parameter 'robot_radius': must be >= 0, got {p['robot_radius']}")
         if self._errors:
             raise ConfigError("\n".join(self._errors))
         return p, task
@@ -269,8 +260,39 @@ class LidarSimNode(Node):
         t = time.monotonic() - self.t0
         return t, (t if self.sim_clock else self.wall0 + t)
 
+    def _on_cmd_vel(self, index: int, msg: Any) -> None:
+        v, w = msg.linear.x, msg.angular.z
+        if not (math.isfinite(v) and math.isfinite(w)):
+            self.commands_rejected += 1  # NaN/Inf never moves a robot
+            return
+        opts = self.options
+        self.commands[index] = (float(np.clip(v, -opts["max_speed"], opts["max_speed"])),
+                                float(np.clip(w, -opts["max_turn_rate"], opts["max_turn_rate"])))
+        self.command_times[index] = time.monotonic()
+        self.commands_received += 1
+
+    def _blocked(self, xy: np.ndarray) -> np.ndarray:
+        return self.plan.clearance(xy) < self.options["robot_radius"]
+
+    def _drive(self, t: float) -> np.ndarray:
+        """cmd_vel motion: integrate every robot's unicycle up to ``t`` (s since the start)."""
+        from dinno_core.tasks.mapping.path_following import unicycle_step
+
+        stale = time.monotonic() - self.command_times > self.options["cmd_vel_timeout"]
+        commands = np.where(stale[:, None], 0.0, self.commands)
+        while self.state_time < t - 1e-9:
+            dt = min(INTEGRATION_STEP, t - self.state_time)
+            self.state = unicycle_step(self.state, commands[:, 0], commands[:, 1], dt, self._blocked)
+            self.state_time += dt
+        self._twist = commands
+        return self.state
+
+    def current_poses(self, t: float) -> np.ndarray:
+        """Poses ``[N, 3]`` at ``t``: along the paths (scripted) or the unicycles (cmd_vel)."""
+        return self._drive(t) if self.driven else self.poses_at(t)
+
     def poses_at(self, t: float) -> np.ndarray:
-        """World poses ``[N, 3]`` (x, y, yaw) of every robot ``t`` seconds after the start."""
+        """Scripted world poses ``[N, 3]`` (x, y, yaw) of every robot ``t`` seconds after the start."""
         s = self.offsets + self.speed * t
         return np.stack([path.pose_at(si) for path, si in zip(self.paths, s)])
 
@@ -284,7 +306,10 @@ class LidarSimNode(Node):
 
     def _publish_odometry(self, t: float, stamp_seconds: float, poses: np.ndarray) -> None:
         stamp = stamp_of(stamp_seconds)
-        yaw_rates = self.yaw_rates_at(t)
+        if self.driven:
+            speeds, yaw_rates = self._twist[:, 0], self._twist[:, 1]
+        else:
+            speeds, yaw_rates = np.full(len(self.team), self.speed), self.yaw_rates_at(t)
         transforms = []
         for i, pub in enumerate(self.odom_pubs):
             msg = Odometry()
@@ -294,7 +319,7 @@ class LidarSimNode(Node):
             msg.pose.pose.position.x = float(poses[i, 0])
             msg.pose.pose.position.y = float(poses[i, 1])
             msg.pose.pose.orientation = yaw_quaternion(float(poses[i, 2]))
-            msg.twist.twist.linear.x = self.speed
+            msg.twist.twist.linear.x = float(speeds[i])
             msg.twist.twist.angular.z = float(yaw_rates[i])
             pub.publish(msg)
             if self._tf_pub is not None:
@@ -312,13 +337,13 @@ class LidarSimNode(Node):
         if not self._started():
             return
         t, stamp = self._now()
-        self._publish_odometry(t, stamp, self.poses_at(t))
+        self._publish_odometry(t, stamp, self.current_poses(t))
 
     def _on_scan_tick(self) -> None:
         if not self._started():
             return
         t, stamp_seconds = self._now()
-        poses = self.poses_at(t)
+        poses = self.current_poses(t)
         ranges = cast_rays(self.plan, poses, self.spec, self.rng)  # [N, B]: one vectorized call
         self._publish_odometry(t, stamp_seconds, poses)  # the scan's pose, same stamp
         stamp = stamp_of(stamp_seconds)
@@ -371,6 +396,7 @@ class LidarSimNode(Node):
             speed=self.speed,
             rate_hz=self.spec.rate_hz,
             sim_clock=self.sim_clock,
+            motion=self.options["motion"],
             wall0=self.wall0,
         )
         os.replace(temporary, target)
@@ -395,13 +421,16 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             print(f"lidar_sim: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
     finally:
+        hold_signals_while_saving("lidar_sim")
         try:
             path = node.write_trace()
             if path:
                 print(f"lidar_sim: {len(node._trace)} scan ticks written to {path}", flush=True)
         except Exception as error:  # noqa: BLE001 - a trace is a convenience
             print(f"lidar_sim: could not write the trace: {error}", file=sys.stderr, flush=True)
-        print(f"lidar_sim: published {node.scans_published} scan ticks x {len(node.team)} robots", flush=True)
+        print(f"lidar_sim: published {node.scans_published} scan ticks x {len(node.team)} robots"
+              + (f", {node.commands_received} cmd_vel received ({node.commands_rejected} non-finite rejected)"
+                 if node.driven else ""), flush=True)
         tear_down(executor, node)
     return 1 if failed else 0
 

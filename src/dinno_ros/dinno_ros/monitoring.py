@@ -116,7 +116,7 @@ def status_message(report: Any, robot_id: str, stamp: Any) -> Any:
     status.robot = robot_id
     status.round = report.round
     status.training_loss = report.training_loss
-    status.consensus_error = report.neighbour_distance
+    status.neighbour_distance = report.neighbour_distance
     status.rho = 0.0 if math.isnan(report.rho) else report.rho
     status.round_rate = 0.0 if math.isnan(report.round_rate) else report.round_rate
     status.neighbours_heard = list(report.heard)

@@ -2,31 +2,60 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-import threading
-
 import rclpy
+from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 
 from dinno_core.config import ConfigError
 
 NodeT = TypeVar("NodeT", bound=Node)
+_holding = ""  # the program name once hold_signals_while_saving ran
+
+
+def _rcl_message(error: Exception) -> str:
+    """rcl's one-line reason, without its C source locations."""
+    text = str(error).removeprefix("failed to initialize rcl: ")
+    return re.sub(r"(, )?at /\S+:\d+", "", text).strip().rstrip(",")
 
 
 def init_node(factory: Callable[[], NodeT], program: str, argv: list[str]) -> NodeT | None:
-    """``rclpy.init`` and build the node; on invalid parameters print every problem, shut rclpy
-    down and return None (the caller exits with status 2 before anything starts)."""
-    rclpy.init(args=argv)
+    """``rclpy.init`` and build the node; on invalid ROS arguments (a bad remap, a missing or
+    unparsable ``--params-file``, a bad namespace) or invalid parameters print every problem,
+    shut rclpy down and return None (the caller exits with status 2 before anything starts).
+    Ctrl-C during start-up exits with 130, quietly."""
+    # A start-up guard (robot_node's __main__) may have replaced SIGINT's handler; rclpy chains to
+    # the handler it finds, which must raise KeyboardInterrupt for a normal stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rclpy.init(args=argv)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as error:  # noqa: BLE001 - rcl's RCLError: the command line is not valid
+        print(f"{program}: invalid ROS arguments: {_rcl_message(error)}", file=sys.stderr, flush=True)
+        return None
     try:
         return factory()
     except ConfigError as error:
         print(f"{program}: invalid parameters:\n{error}", file=sys.stderr, flush=True)
+    except (InvalidNamespaceException, InvalidNodeNameException) as error:
+        print(f"{program}: invalid node name or namespace: {error}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
         rclpy.try_shutdown()
-        return None
+        raise SystemExit(130) from None
+    except Exception:  # noqa: BLE001 - a SIGINT/SIGTERM during start-up shuts the context down under us
+        if rclpy.ok():
+            raise
+        raise SystemExit(130) from None
+    rclpy.try_shutdown()
+    return None
 
 
 def tear_down(executor: Executor, node: Node) -> None:
@@ -38,18 +67,47 @@ def tear_down(executor: Executor, node: Node) -> None:
     except Exception:  # noqa: BLE001
         if rclpy.ok():
             raise
-    rclpy.try_shutdown()
+    rclpy.try_shutdown()  # restores the signal handlers rclpy found at init
+    if _holding:
+        hold_signals_while_saving(_holding)  # still stopping: a late SIGINT must not end in a traceback
 
 
-def spin_until(executor: Executor, done: threading.Event) -> bool:
-    """Serve callbacks until ``done`` is set; True if Ctrl-C / SIGTERM / shutdown ended it first."""
+def spin_until(executor: Executor, done: threading.Event, program: str = "") -> bool:
+    """Serve callbacks until ``done`` is set; True if Ctrl-C / SIGTERM / shutdown ended it first.
+
+    With ``program``, further SIGINT/SIGTERM are held from the moment the first one stopped the
+    spinning (:func:`hold_signals_while_saving`): the caller is about to save its results."""
     try:
         while not done.is_set():
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
+        if program:
+            hold_signals_while_saving(program)
         return True
     except Exception:  # noqa: BLE001 - a wait racing SIGINT/SIGTERM's shutdown raises RCLError
+        if program:
+            hold_signals_while_saving(program)
         if rclpy.ok():
             raise
         return True
     return False
+
+
+def hold_signals_while_saving(program: str) -> None:
+    """From now on SIGINT and SIGTERM print one line instead of interrupting: the node is
+    stopping and saving its results/checkpoint. Called once the first stop request arrived.
+
+    A second SIGINT is normal (Ctrl-C twice; ``ros2 launch`` forwarding SIGINT to a process
+    that already got it from the terminal's process group); Python would raise
+    KeyboardInterrupt inside the saving and lose the results. SIGKILL still ends the process
+    (launch and dinno-team escalate to it after their timeouts)."""
+
+    global _holding
+    _holding = program
+
+    def note(signum: int, _frame: object) -> None:
+        print(f"{program}: {signal.Signals(signum).name} again: already stopping, saving the results first",
+              file=sys.stderr, flush=True)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, note)

@@ -22,8 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from dinno_core.algorithms.config import AlgorithmConfig
-from dinno_core.config import TASKS, ConfigError
+from dinno_core.config import TASKS, ConfigError, algorithm_models, validation_problems
 from dinno_ros.robot_settings import ROBOT_ALGORITHMS, NodeOptions, RobotSettings
 
 
@@ -194,16 +193,6 @@ def model_parameters(model: type[BaseModel], prefix: str, defaults: BaseModel | 
 # ----------------------------------------------------------------------------- algorithms
 
 
-def algorithm_models() -> dict[str, type[BaseModel]]:
-    """``algorithm.kind`` value → its config model, read from the core's AlgorithmConfig union."""
-    union = typing.get_args(AlgorithmConfig)[0]
-    models: dict[str, type[BaseModel]] = {}
-    for model in typing.get_args(union):
-        for kind in typing.get_args(model.model_fields["kind"].annotation):
-            models[kind] = model
-    return models
-
-
 def algorithm_parameters(kind: str) -> list[ParameterSpec]:
     """The ``algorithm.*`` parameters of ``kind`` (besides ``algorithm.kind`` itself)."""
     model = algorithm_models()[kind]
@@ -249,14 +238,10 @@ def nest(values: dict[str, Any], prefix: str) -> dict[str, Any]:
     return tree
 
 
-def format_validation_error(error: ValidationError, prefix: str) -> list[str]:
+def parameter_problems(error: ValidationError, prefix: str) -> list[str]:
     """One line per problem, naming the full parameter, the value and what is allowed."""
     lines = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
-        name = ".".join(part for part in (prefix, location) if part)
-        value = item.get("input")
-        message = item["msg"].removeprefix("Value error, ")
+    for name, message, value in validation_problems(error, prefix):
         shown = "" if isinstance(value, dict) or "got " in message else f" (got {value!r})"
         lines.append(f"parameter '{name}': {message}{shown}")
     return lines
@@ -267,7 +252,7 @@ def validate_model(model: type[BaseModel], data: dict[str, Any], prefix: str) ->
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ConfigError("\n".join(format_validation_error(error, prefix))) from None
+        raise ConfigError("\n".join(parameter_problems(error, prefix))) from None
 
 
 # ----------------------------------------------------------------------------- the robot node

@@ -15,7 +15,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-HISTORY_FIELDS = ("time", "round", "training_loss", "consensus_error", "rho", "round_rate",
+from dinno_core.checkpoint import json_safe
+
+HISTORY_FIELDS = ("time", "round", "training_loss", "neighbour_distance", "rho", "round_rate",
                   "messages_dropped", "neighbours_heard")
 MAX_HISTORY = 100_000
 """Status messages kept per robot (a robot running forever would otherwise grow without bound)."""
@@ -42,7 +44,7 @@ class RobotProgress:
     detail: str = ""
     round: int | None = None
     training_loss: float = math.nan
-    consensus_error: float = math.nan
+    neighbour_distance: float = math.nan
     rho: float = math.nan
     round_rate: float = math.nan
     neighbours_heard: tuple[str, ...] = ()
@@ -69,7 +71,7 @@ class TeamProgress:
             raise KeyError(f"unknown process {key!r}")
         return entry
 
-    def update(self, robot: str, round_index: int, training_loss: float, consensus_error: float,
+    def update(self, robot: str, round_index: int, training_loss: float, neighbour_distance: float,
                rho: float, round_rate: float, neighbours_heard: Iterable[str], messages_dropped: int) -> None:
         """Record one status message of ``robot`` (ignored for ids outside the team)."""
         entry = self.robots.get(robot)
@@ -79,7 +81,7 @@ class TeamProgress:
         self.messages += 1
         entry.round = int(round_index)
         entry.training_loss = _number(training_loss)
-        entry.consensus_error = _number(consensus_error)
+        entry.neighbour_distance = _number(neighbour_distance)
         entry.rho = _number(rho)
         entry.round_rate = _number(round_rate)
         entry.neighbours_heard = tuple(neighbours_heard)
@@ -94,7 +96,7 @@ class TeamProgress:
         history["time"].append(round(now - self.started, 4))
         history["round"].append(entry.round)
         history["training_loss"].append(entry.training_loss)
-        history["consensus_error"].append(entry.consensus_error)
+        history["neighbour_distance"].append(entry.neighbour_distance)
         history["rho"].append(entry.rho)
         history["round_rate"].append(entry.round_rate)
         history["messages_dropped"].append(entry.messages_dropped)
@@ -102,7 +104,7 @@ class TeamProgress:
 
     def update_from_message(self, message: Any) -> None:
         """Record a ``dinno_msgs/RobotStatus`` message."""
-        self.update(message.robot, message.round, message.training_loss, message.consensus_error,
+        self.update(message.robot, message.round, message.training_loss, message.neighbour_distance,
                     message.rho, message.round_rate, list(message.neighbours_heard), message.messages_dropped)
 
     def set_state(self, key: str, state: str, detail: str = "") -> None:
@@ -112,11 +114,7 @@ class TeamProgress:
 
     def history(self) -> dict[str, dict[str, list[float]]]:
         """Per robot: the status curves (JSON-ready; NaN becomes None)."""
-        return {
-            robot: {name: [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
-                    for name, values in entry.history.items()}
-            for robot, entry in self.robots.items()
-        }
+        return json_safe({robot: entry.history for robot, entry in self.robots.items()})
 
     def _round_text(self, entry: RobotProgress) -> str:
         if entry.round is None:
@@ -128,7 +126,7 @@ class TeamProgress:
         elapsed = self.clock() - self.started
         table = Table(title=f"{title}  ({elapsed:.0f} s)", title_justify="left")
         for name, justify in [("robot", "left"), ("state", "left"), ("round", "right"),
-                              ("loss", "right"), ("consensus err", "right"), ("rho", "right"),
+                              ("loss", "right"), ("neighbour dist", "right"), ("rho", "right"),
                               ("rounds/s", "right"), ("heard", "right"), ("dropped", "right"),
                               ("last status", "right")]:
             table.add_column(name, justify=justify)
@@ -138,7 +136,7 @@ class TeamProgress:
             state = Text(entry.state + (f" ({entry.detail})" if entry.detail else ""),
                          style=_STATE_STYLE.get(entry.state, ""))
             table.add_row(entry.robot, state, self._round_text(entry), _format(entry.training_loss),
-                          _format(entry.consensus_error), _format(entry.rho), _format(entry.round_rate, ".2f"),
+                          _format(entry.neighbour_distance), _format(entry.rho), _format(entry.round_rate, ".2f"),
                           str(len(entry.neighbours_heard)), str(entry.messages_dropped), age)
         for entry in self.extra.values():
             state = Text(entry.state + (f" ({entry.detail})" if entry.detail else ""),
@@ -151,7 +149,7 @@ class TeamProgress:
         parts = []
         for entry in self.robots.values():
             parts.append(f"{entry.robot}: {entry.state} r={self._round_text(entry)} "
-                         f"loss={_format(entry.training_loss)} cons={_format(entry.consensus_error)}")
+                         f"loss={_format(entry.training_loss)} dist={_format(entry.neighbour_distance)}")
         return f"[{self.clock() - self.started:6.1f} s] " + "; ".join(parts)
 
 

@@ -10,31 +10,35 @@ Topics (relative names land in the robot's namespace):
 * publishes ``dinno/weights`` (``dinno_msgs/WeightUpdate``; RELIABLE, TRANSIENT_LOCAL,
   KEEP_LAST(``weights_qos_depth``)); subscribes to each neighbour's
   ``neighbour_weights_topic`` (default ``/{robot}/dinno/weights``) with the same QoS;
-* monitoring: ``dinno/training_loss``, ``dinno/consensus_error``, ``dinno/rho``,
+* monitoring: ``dinno/training_loss``, ``dinno/neighbour_distance``, ``dinno/rho``,
   ``dinno/round_rate`` (``std_msgs/Float32``), ``dinno/status`` (``dinno_msgs/RobotStatus``),
   ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``);
 * with ``communication_radius``: subscribes to ``odom`` and every teammate's
   ``neighbour_odom_topic`` (default ``/{robot}/odom``);
-* mapping task: subscribes to ``scan`` (``sensor_msgs/LaserScan``) and ``odom``; publishes its
+* mapping task: subscribes to ``scan`` (``sensor_msgs/LaserScan``) and its pose source (``odom``,
+  ``frame.pose_topic`` or TF; :mod:`dinno_ros.sensor_inputs`); publishes its
   current map on ``dinno/map`` (``nav_msgs/OccupancyGrid``) and ``dinno/map_image``
   (``sensor_msgs/Image``) every ``map_publish_every`` rounds (:mod:`dinno_ros.map_output`).
 
-Every parameter is generated from a pydantic model: the node's own from
-:mod:`dinno_ros.robot_settings`, ``algorithm.*`` / ``task.*`` from the core's models (see
-:mod:`dinno_ros.parameters`), with descriptions and numeric ranges in their descriptors. They
-are validated once, by those models, before anything starts; an invalid value stops the node
-with exit status 2 and a message naming the parameter and what is allowed.
+Every parameter is generated from a pydantic model (:mod:`dinno_ros.robot_settings`, the core's
+``algorithm.*`` / ``task.*``; see :mod:`dinno_ros.parameters`), with descriptions and numeric
+ranges in its descriptor, and validated once by them before anything starts: an invalid value
+stops the node with exit status 2 and a message naming the parameter and what is allowed.
 
-The node talks to ONE plain object, :class:`~dinno_ros.trainer.RobotTrainer`: it hands it what
-arrives and gets what to send through the two ports it gives the trainer's constructor.
+It talks to ONE plain object, :class:`~dinno_ros.trainer.RobotTrainer` (ports in its constructor).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
-import threading
-import time
-from typing import Any
+
+if __name__ == "__main__":  # Ctrl-C while torch and rclpy load: exit 130, no traceback
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
+import contextlib  # noqa: E402 - after the guard above
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -42,19 +46,19 @@ from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float32
 
 from dinno_msgs.msg import RobotStatus, WeightUpdate
-from dinno_ros.data_sources import yaw_from_quaternion
 from dinno_ros.map_output import MapPublisher
 from dinno_ros.dds_profile import use_default_profile
 from dinno_ros.monitoring import BytesSent, diagnose, diagnostics_message, status_message
-from dinno_ros.node_main import init_node, spin_until, tear_down
+from dinno_ros.node_main import hold_signals_while_saving, init_node, spin_until, tear_down
 from dinno_ros.node_parameters import declare_specs, parameter_overrides
 from dinno_ros.parameters import robot_parameters, validate_robot
 from dinno_ros.robot_settings import NodeOptions, RobotSettings
+from dinno_ros.sensor_inputs import pose_values, scan_values, subscribe_scan_inputs
 from dinno_ros.trainer import RobotTrainer, RoundReport
 from dinno_ros.weights_codec import ENCODINGS, to_message
 
@@ -71,10 +75,8 @@ class RobotNode(Node):
         import torch
 
         torch.set_num_threads(options.torch_threads)
-        try:
+        with contextlib.suppress(RuntimeError):  # already set, or parallel work already ran
             torch.set_num_interop_threads(1)
-        except RuntimeError:  # already set, or parallel work already ran
-            pass
         self.trainer = RobotTrainer(settings, publish=self._publish_weights, on_round=self._on_round,
                                     log=self.get_logger())
         self.map_publisher = MapPublisher.for_node(self, self.trainer, options)
@@ -85,41 +87,41 @@ class RobotNode(Node):
         self.failed: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-        weights_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                 history=HistoryPolicy.KEEP_LAST, depth=options.weights_qos_depth)
-        self.weights_pub = self.create_publisher(WeightUpdate, options.weights_topic, weights_qos)
+        def weights_qos(depth: int) -> QoSProfile:
+            return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                              history=HistoryPolicy.KEEP_LAST, depth=depth)
+
+        self.weights_pub = self.create_publisher(WeightUpdate, options.weights_topic,
+                                                 weights_qos(options.weights_qos_depth))
         # The reader keeps more samples than the writer: a burst (a neighbour's history arriving
         # at discovery, or junk injected on its topic) must not push a valid round-k message out
         # of the reader's history before the executor takes it. Same reliability and durability,
         # so the QoS stays compatible; the history depth is not part of QoS matching.
-        reader_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                history=HistoryPolicy.KEEP_LAST, depth=max(options.weights_reader_depth, options.weights_qos_depth))
+        reader_qos = weights_qos(max(options.weights_reader_depth, options.weights_qos_depth))
         me = settings.robot_id
         teammates = [r for r in settings.team if r != me]
-        self._weight_subs = []
-        for robot in teammates if settings.uses_radius else settings.neighbours:
-            topic = options.neighbour_weights_topic.format(robot=robot)
-            self._weight_subs.append(self.create_subscription(
-                WeightUpdate, topic, lambda msg, owner=robot, topic=topic: self._on_weights(msg, owner, topic),
-                reader_qos))
+        self._weight_subs = [self.create_subscription(
+            WeightUpdate, topic, lambda msg, owner=robot, topic=topic: self._on_weights(msg, owner, topic), reader_qos)
+            for robot in (teammates if settings.uses_radius else settings.neighbours)
+            for topic in [options.neighbour_weights_topic.format(robot=robot)]]
         self.loss_pub = self.create_publisher(Float32, "dinno/training_loss", 10)
-        self.consensus_pub = self.create_publisher(Float32, "dinno/consensus_error", 10)
+        self.distance_pub = self.create_publisher(Float32, "dinno/neighbour_distance", 10)
         self.rho_pub = self.create_publisher(Float32, "dinno/rho", 10)
         self.rate_pub = self.create_publisher(Float32, "dinno/round_rate", 10)
         self.status_pub = self.create_publisher(RobotStatus, "dinno/status", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(options.diagnostics_period, self._publish_diagnostics)
 
-        odometry = [me] if settings.uses_radius or self.trainer.needs_sensors else []
+        sensors, pose_source = self.trainer.needs_sensors, self.trainer.pose_source
+        odometry = [me] if settings.uses_radius or (sensors and pose_source == "odometry") else []
         odometry += teammates if settings.uses_radius else []
         self._odom_subs = [
             self.create_subscription(Odometry, options.odom_topic if robot == me else
                                      options.neighbour_odom_topic.format(robot=robot),
-                                     lambda msg, owner=robot: self._on_odom(msg, owner), 20)
+                                     lambda msg, owner=robot: self._on_pose(msg, owner), 20)
             for robot in odometry]
-        if self.trainer.needs_sensors:
-            self._scan_sub = self.create_subscription(LaserScan, options.scan_topic, self._on_scan,
-                                                      qos_profile_sensor_data)
+        self._tf = (subscribe_scan_inputs(self, settings.frame, options, self._on_pose, self._on_scan)
+                    if sensors else None)
         mode = (f"communication_radius={settings.communication_radius:g} m" if settings.uses_radius
                 else f"neighbours={list(settings.neighbours)}")
         self.get_logger().info(
@@ -146,20 +148,15 @@ class RobotNode(Node):
             self.get_logger().warning(f"dropped a weight message on {topic}: {reason.value}: {detail}",
                                       throttle_duration_sec=2.0)
 
-    def _on_odom(self, msg: Odometry, owner: str) -> None:
-        pose = msg.pose.pose
-        q = pose.orientation
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self.trainer.add_odometry(owner, stamp, pose.position.x, pose.position.y,
-                                  yaw_from_quaternion(q.x, q.y, q.z, q.w))
+    def _on_pose(self, msg: Any, owner: str | None = None) -> None:  # owner None: frame.pose_topic
+        values = pose_values(msg)
+        if not (self.trainer.add_map_pose(*values) if owner is None else
+                self.trainer.add_odometry_message(owner, *values)):
+            self.get_logger().warning(f"rejected a pose of {owner or 'me'}: non-finite", throttle_duration_sec=5.0)
 
     def _on_scan(self, msg: LaserScan) -> None:
-        import numpy as np
-
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        if not self.trainer.add_scan(stamp, np.asarray(msg.ranges, dtype=float)):
-            self.get_logger().warning("skipped a lidar scan (malformed, no usable beam, or no odometry at its stamp)",
-                                      throttle_duration_sec=5.0)
+        if not self.trainer.add_scan(*scan_values(msg), sensor_pose=self._tf and self._tf.lidar_pose(msg)):
+            self.get_logger().warning("skipped a lidar scan (why: data.* in /diagnostics)", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ outgoing (training thread)
 
@@ -172,7 +169,7 @@ class RobotNode(Node):
         self._bytes_sent.add(len(msg.payload))
 
     def _on_round(self, report: RoundReport) -> None:
-        for publisher, value in ((self.loss_pub, report.training_loss), (self.consensus_pub, report.neighbour_distance),
+        for publisher, value in ((self.loss_pub, report.training_loss), (self.distance_pub, report.neighbour_distance),
                                  (self.rho_pub, report.rho), (self.rate_pub, report.round_rate)):
             publisher.publish(Float32(data=float(value)))
         self.status_pub.publish(status_message(report, self.settings.robot_id, self.get_clock().now().to_msg()))
@@ -211,18 +208,14 @@ class RobotNode(Node):
         self.trainer.close()
         if self._thread is not None:
             self._thread.join(timeout=60.0)
-        try:
-            path = self.trainer.save_checkpoint()
-            if path:
-                self.get_logger().info(f"checkpoint at round {self.trainer.round} saved to {path}")
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f"could not save the checkpoint: {error}")
-        try:
-            path = self.trainer.write_results()
-            if path:
-                self.get_logger().info(f"results written to {path}")
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f"could not write the results: {error}")
+        for what, save in (("checkpoint", self.trainer.save_checkpoint), ("results", self.trainer.write_results)):
+            try:
+                path = save()
+            except Exception as error:  # noqa: BLE001 - reported; the other file is still written
+                self.get_logger().error(f"could not write the {what}: {error}")
+            else:
+                if path:
+                    self.get_logger().info(f"{what} at round {self.trainer.round} written to {path}")
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the neighbours acknowledged our last weights (before exiting after the last round)."""
@@ -239,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     node.start()
     interrupted = True
     try:
-        interrupted = spin_until(executor, node.done)
+        interrupted = spin_until(executor, node.done, "robot_node")
     finally:
+        hold_signals_while_saving("robot_node")
         node.stop()
         if not interrupted and rclpy.ok() and node.trainer.finished:
             node.flush()

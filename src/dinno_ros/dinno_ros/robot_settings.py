@@ -18,11 +18,13 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from dinno_core.config import ALGORITHM_KINDS
+from dinno_ros.data_sources import FrameSettings
 from dinno_ros.message_auth import AUTH_MODES, TEAM_KEY_ENV, TeamKey
 from dinno_ros.ros_names import check_member, check_neighbours, check_team, check_topic, check_topic_pattern
 from dinno_ros.weights_codec import ENCODINGS
 
-ROBOT_ALGORITHMS = ("dinno", "dsgd", "dsgt", "individual")
+ROBOT_ALGORITHMS = tuple(kind for kind in ALGORITHM_KINDS if kind != "centralized")
 """The kinds a robot node runs (``centralized`` pools every robot's data: not a robot's job)."""
 
 MAX_QOS_DEPTH = 10_000
@@ -86,6 +88,8 @@ class RobotSettings(BaseModel):
     absent_after: Annotated[int, Field(ge=1)] = Field(
         1, description="A neighbour that missed this many rounds in a row is not waited for until it speaks "
         "again.")
+    frame: FrameSettings = Field(FrameSettings(), description="Mapping task: where the scans are in the team's "
+                                 "shared map frame (pose source, initial pose, lidar mount).")
 
     @field_validator("algorithm")
     @classmethod

@@ -15,7 +15,7 @@ Results folder (``--out``, default the config's ``results_dir`` or ``results/<na
 
     team.json                 config, graph, per-process exit status and commands, each robot's
                               results (the node's results_path JSON), status history curves
-    training_loss.png, consensus_error.png     one curve per robot (from the status history)
+    training_loss.png, neighbour_distance.png  one curve per robot (from the status history)
     config.yaml               the validated config
     params/<robot>.params.yaml                 the ROS parameters each process got
     logs/<robot>.log          each process's stdout and stderr; logs/ros/ holds ROS's own log
@@ -52,8 +52,9 @@ from rich.live import Live
 from rich.text import Text
 
 from dinno_ros.progress import TeamProgress, create_status_monitor
-from dinno_core.config import ConfigError
+from dinno_core.config import ConfigError, check_writable
 from dinno_core.plots import save_curves
+from dinno_core.checkpoint import json_safe, write_json
 from dinno_ros.message_auth import TEAM_KEY_ENV, write_team_key
 from dinno_ros.team_config import TeamConfig, load_team_config
 from dinno_ros.process_spec import write_params_files
@@ -64,11 +65,11 @@ EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 
 def plot_history(history: dict[str, dict[str, list]], out_dir: Path, title: str) -> list[Path]:
-    """``training_loss.png`` and ``consensus_error.png``: one curve per robot against round."""
+    """``training_loss.png`` and ``neighbour_distance.png``: one curve per robot against round."""
     written = []
-    for metric in ("training_loss", "consensus_error"):
+    for metric in ("training_loss", "neighbour_distance"):
         series = {robot: (curves["round"], curves[metric]) for robot, curves in history.items()}
-        # Log scale over the positive values (the first round's consensus error is exactly 0).
+        # Log scale over the positive values (a robot's first neighbour distance is exactly 0).
         log_scale = any(v is not None and math.isfinite(v) and v > 0 for _, ys in series.values() for v in ys)
         written.append(save_curves(series, metric, f"{title}: {metric.replace('_', ' ')} per robot",
                                    out_dir / f"{metric}.png", log_scale, legend_size="small"))
@@ -261,9 +262,9 @@ class TeamRun:
                 "results": data,
                 **({"results_error": problem} if problem else {}),
                 "last_status": {
-                    "round": entry.round, "training_loss": _json_number(entry.training_loss),
-                    "consensus_error": _json_number(entry.consensus_error), "rho": _json_number(entry.rho),
-                    "round_rate": _json_number(entry.round_rate), "messages_dropped": entry.messages_dropped,
+                    "round": entry.round, "training_loss": json_safe(float(entry.training_loss)),
+                    "neighbour_distance": json_safe(float(entry.neighbour_distance)), "rho": json_safe(float(entry.rho)),
+                    "round_rate": json_safe(float(entry.round_rate)), "messages_dropped": entry.messages_dropped,
                     "neighbours_heard": list(entry.neighbours_heard),
                 },
             }
@@ -282,12 +283,12 @@ class TeamRun:
             "shm_cleanup": shm_report,
         }
         path = out / "team.json"
-        path.write_text(json.dumps(team, indent=2))
+        write_json(path, team)
         try:
             team["figures"] = [p.name for p in plot_history(team["history"], out, self.spec.name)]
         except Exception as error:  # plots are a convenience; team.json is the result
             team["figures_error"] = str(error)
-        path.write_text(json.dumps(team, indent=2))
+        write_json(path, team)
         self._print_summary(team)
         return team
 
@@ -313,10 +314,6 @@ class TeamRun:
         return EXIT_OK
 
 
-def _json_number(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dinno-team", description="Run a team of DiNNO robot nodes, one process each, on this machine.")
@@ -339,9 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     if config.rounds == 0 and args.duration is None:
         console.print("rounds is 0: the team runs until Ctrl-C (or use --duration)", highlight=False)
     out_dir = args.out or Path(config.results_dir or Path("results") / config.name)
-    run = TeamRun(config, out_dir, args.duration, console, live=console.is_terminal and not args.quiet)
     try:
-        check_robot_parameters(run.spec)
+        run = TeamRun(config, out_dir, args.duration, console, live=console.is_terminal and not args.quiet)
+        check_robot_parameters(run.spec)  # every robot's own validation, before anything starts
+        check_writable(out_dir, "--out" if args.out else "results_dir")
     except ConfigError as error:
         console.print(Text(f"{args.config}: {error}", style="red"))
         return EXIT_CONFIG

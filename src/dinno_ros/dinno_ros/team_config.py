@@ -25,20 +25,23 @@ what is allowed)::
     robot_overrides:                # per robot id
       alpha: {remappings: {odom: /alpha/odometry/filtered}, parameters: {torch_threads: 2}}
     simulator: {parameters: {}}     # optional extra process (default: dinno_ros lidar_sim)
+    controller: {parameters: {follow: {speed: 0.6}}}   # optional path follower (mapping): robots
+                                    # drive by cmd_vel; the simulator then needs motion: cmd_vel
     shutdown: {sigint_timeout: 10, sigterm_timeout: 5}      # dinno-team's stop sequence
 
 Static graph kinds (complete, cycle, path, star, wheel, erdos_renyi, geometric) are built once
 with the core's builders and give each robot a fixed ``neighbours`` list (robot ids); ``disk``
 gives every robot ``communication_radius`` and the robots find their neighbours from their
 teammates' odometry. ``graph.drop_probability`` and the ``centralized`` algorithm are
-simulated-team settings and are rejected. Relative paths are relative to the working
-directory of dinno-team / ros2 launch.
+simulated-team settings and are rejected. Relative paths in a config file (``results_dir``,
+``checkpoint.directory``, ``task.plan`` / ``task.paths``, ``task.path``) start at the config
+file's folder.
 """
 
 
 from __future__ import annotations
 
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import (
@@ -49,14 +52,17 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from dinno_core.algorithms.config import AlgorithmConfig, LocalConfig
 from dinno_core.config import ConfigError, load_yaml, parse_task_config, validate
+from dinno_core.config_paths import resolve_path
 from dinno_core.graphs import GraphConfig
 from dinno_ros.process_spec import flatten_parameters
+from dinno_ros.robot_settings import ROBOT_ALGORITHMS
 from dinno_ros.ros_names import check_remappings, check_ros_name, check_team, normalise_namespace
 
 PACKAGE = "dinno_ros"
@@ -74,6 +80,11 @@ class CheckpointConfig(_Strict):
     """Resume each robot from its checkpoint when the file exists."""
     directory: str | None = None
     """Where the checkpoints live; default ``<results>/checkpoints``."""
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(resolve_path(value, info))
 
 
 class RobotOverride(_Strict):
@@ -126,6 +137,21 @@ class SimulatorConfig(_Strict):
         return check_remappings(value)
 
 
+class ControllerConfig(SimulatorConfig):
+    """The path follower that drives mapping robots by ``cmd_vel`` (one process for the team).
+
+    It gets ``team``, ``seed``, ``use_sim_time`` and the task section like the simulator, then
+    ``parameters`` (``follow.speed``, ``follow.max_turn_rate``, ... see
+    ``dinno_ros.path_follower_node``). With the embedded simulator, give the simulator
+    ``parameters: {motion: cmd_vel}``; the Gazebo launch always starts one for a mapping team
+    (Gazebo's robots move only by cmd_vel).
+    """
+
+    executable: str = "path_follower"
+    module: str = "dinno_ros.path_follower_node"
+    node_name: str = "path_follower"
+
+
 class ShutdownConfig(_Strict):
     """How ``dinno-team`` stops its processes: SIGINT, wait, SIGTERM, wait, SIGKILL."""
 
@@ -165,6 +191,8 @@ class TeamConfig(_Strict):
     """Extra ROS parameters for every robot (nested mappings become dotted names)."""
     robot_overrides: dict[str, RobotOverride] = Field(default_factory=dict)
     simulator: SimulatorConfig | None = None
+    controller: ControllerConfig | None = None
+    """Path follower driving the robots by cmd_vel (mapping task; see :class:`ControllerConfig`)."""
     shutdown: ShutdownConfig = ShutdownConfig()
 
     @model_validator(mode="before")
@@ -181,8 +209,13 @@ class TeamConfig(_Strict):
 
     @field_validator("task", mode="before")
     @classmethod
-    def _validate_task(cls, value: Any) -> BaseModel:
-        return parse_task_config(value)
+    def _validate_task(cls, value: Any, info: ValidationInfo) -> BaseModel:
+        return parse_task_config(value, info.context)
+
+    @field_validator("results_dir")
+    @classmethod
+    def _results_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(resolve_path(value, info))
 
     @field_validator("robots")
     @classmethod
@@ -197,7 +230,7 @@ class TeamConfig(_Strict):
         if isinstance(value, LocalConfig) and value.kind == "centralized":
             raise ValueError(
                 "kind 'centralized' pools every robot's data in one model and cannot run as a team "
-                "of robot processes; allowed: dinno, dsgd, dsgt, individual"
+                f"of robot processes; allowed: {', '.join(ROBOT_ALGORITHMS)}"
             )
         return value
 
@@ -225,6 +258,16 @@ class TeamConfig(_Strict):
             raise ValueError(
                 f"robot_overrides names unknown robots {', '.join(unknown)}; allowed: {', '.join(ids)}"
             )
+        motion = (self.simulator.parameters.get("motion", "scripted") if self.simulator is not None else None)
+        if motion == "cmd_vel" and self.controller is None:
+            raise ValueError("simulator.parameters.motion is cmd_vel but there is no controller section: the "
+                             "robots would stand still (add controller: {} for the path follower)")
+        if self.controller is not None and self.simulator is not None and motion != "cmd_vel":
+            raise ValueError("controller is set but the simulator moves the robots along scripted paths: set "
+                             "simulator.parameters.motion: cmd_vel (or drop the controller section)")
+        if self.controller is not None and getattr(self.task, "name", None) != "mapping":
+            raise ValueError(f"controller drives mapping robots along their paths; task.name is "
+                             f"{getattr(self.task, 'name', None)!r}")
         reserved = {"robot_id", "team", "neighbours", "communication_radius"}
         for where, params in [("parameters", self.parameters)] + [
                 (f"robot_overrides.{r}.parameters", o.parameters) for r, o in self.robot_overrides.items()]:
@@ -254,15 +297,17 @@ class TeamConfig(_Strict):
         return data
 
 
-def team_config_from_dict(data: dict[str, Any], source: str = "team config") -> TeamConfig:
-    """Validate a team config mapping; :class:`ConfigError` names every bad field."""
+def team_config_from_dict(data: dict[str, Any], source: str = "team config",
+                          base_dir: str | PurePath | None = None) -> TeamConfig:
+    """Validate a team config mapping; :class:`ConfigError` names every bad field. ``base_dir``:
+    where relative paths start (the config file's folder; default the working directory)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    return validate(TeamConfig, data, source)
+    return validate(TeamConfig, data, source, base_dir)
 
 
 def load_team_config(path: str | PurePath) -> TeamConfig:
-    """Read and validate a team config YAML file."""
-    return team_config_from_dict(load_yaml(path), str(path))
+    """Read and validate a team config YAML file; relative paths in it start at its folder."""
+    return team_config_from_dict(load_yaml(path), str(path), base_dir=Path(path).parent)
 
 

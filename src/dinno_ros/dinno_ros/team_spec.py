@@ -123,15 +123,16 @@ def build_team_spec(config: TeamConfig, results_dir: str | PurePath | None = Non
             namespace=f"/{robot}", node_name=ROBOT_NODE_NAME, parameters=params, remappings=remappings,
         ))
 
-    if config.simulator is not None:
-        sim = config.simulator
+    for role, section in (("simulator", config.simulator), ("controller", config.controller)):
+        if section is None:
+            continue
         params = flatten_parameters({"team": ids, "seed": config.seed, "use_sim_time": sim_time})
         params.update(task)
-        params.update(flatten_parameters(sim.parameters))
+        params.update(flatten_parameters(section.parameters))
         processes.append(ProcessSpec(
-            role="simulator", key="simulator", package=sim.package, executable=sim.executable,
-            module=sim.module, namespace=sim.namespace, node_name=sim.node_name, parameters=params,
-            remappings=dict(sim.remappings),
+            role=role, key=role, package=section.package, executable=section.executable,
+            module=section.module, namespace=section.namespace, node_name=section.node_name, parameters=params,
+            remappings=dict(section.remappings),
         ))
 
     return TeamSpec(

@@ -1,25 +1,18 @@
 """One robot's training loop over the network: plain logic, no rclpy (the node is a thin shell).
 
 The robot is the core's algorithm with ``R = 1``, built exactly as the simulated team builds
-robot ``i`` (see ``test_batched_team_equals_robots_stepped_one_at_a_time``):
-
-* :func:`dinno_core.config.set_up_model` (seed → task → flat model → initial weights) → the
-  same initial weights on every robot, as in the simulated team;
-* ``build_algorithm(config, flat_model, theta0[None])``;
-* ``TeamData([dataset_i], seed, robot_indices=[i])`` → the same minibatch generator as robot
-  ``i`` of the simulated team;
-* each round an ``Inbox`` of shape ``[1, K, m, n]`` holding the K neighbour payloads that
-  arrived in time (team order), then ``algorithm.step(inbox, data.sample)``.
+robot ``i``: :func:`dinno_core.config.set_up_model` (same initial weights), ``build_algorithm``,
+``TeamData([dataset_i], seed, robot_indices=[i])`` (same minibatches), and each round an
+``Inbox [1, K, m, n]`` of the neighbour payloads that arrived in time, then ``algorithm.step``.
 
 No update rule is re-implemented here. Round rules (stale, early, timeout, catch-up) live in
 :mod:`dinno_ros.exchange`; a catch-up moves the algorithm with its own
 :meth:`~dinno_core.algorithms.base.DistributedAlgorithm.jump_to`.
 
-The trainer is the ROS node's only partner. The node hands it what arrives (:meth:`receive_weights`,
-:meth:`add_scan`, :meth:`add_odometry`) and gets what it must send through the two ports given to
-the constructor: ``publish(values [m, n], round, degree)`` (may raise
-:class:`~dinno_ros.weights_codec.EncodingError`: the weights are then counted as not sent) and
-``on_round(report)``. The trainer never calls anything else of the node.
+The trainer is the ROS node's only partner: the node hands it what arrives (:meth:`receive_weights`,
+:meth:`add_scan`, :meth:`add_odometry`...) and gets what to send through the two ports given to the
+constructor, ``publish(values [m, n], round, degree)`` (an ``EncodingError`` there counts the
+weights as not sent) and ``on_round(report)``; it never calls anything else of the node.
 """
 
 from __future__ import annotations
@@ -31,7 +24,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,79 +33,25 @@ from torch import Tensor
 
 from dinno_core.algorithms import Inbox, build_algorithm
 from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
-from dinno_core.checkpoint import CheckpointError, claim_checkpoint_path, load_checkpoint, restore, save_checkpoint, write_json
+from dinno_core.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    claim_checkpoint_path,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+    write_json,
+)
 from dinno_core.config import set_up_model
-from dinno_core.graphs import disk_graph
+from dinno_core.graphs import neighbours_in_range
 from dinno_core.team import TeamData
-from dinno_ros.data_sources import DataSource, MappingDataSource, StaticDataSource
+from dinno_ros.data_sources import DataSource, ScanGeometry, default_data_source, planar_pose
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.message_auth import TeamKey
+from dinno_ros.robot_report import CatchUp, RoundReport, TrainerState, diagnostic_values, results_document
 from dinno_ros.robot_settings import RobotSettings
 from dinno_ros.update_guard import GuardLimits, UpdateGuard
 from dinno_ros.weights_codec import EncodingError
-
-INLINE_WEIGHTS_MAX = 100_000
-"""Results JSON carries the final weights inline up to this many values (always also as .npy)."""
-
-
-@dataclass
-class RoundReport:
-    """What one stepped round produced (for the monitoring topics)."""
-
-    round: int
-    """Rounds completed (the algorithm's round counter after the step)."""
-    training_loss: float
-    neighbour_distance: float
-    """Mean ``||theta_i^k - theta_j^k||`` over the neighbours heard this round (NaN if none): this
-    robot's view of disagreement (the core's ``consensus_error`` is the team's RMS distance from
-    the team mean, which no single robot can measure)."""
-    rho: float
-    """DiNNO's penalty after the step; NaN for algorithms without one."""
-    round_rate: float
-    heard: tuple[str, ...]
-    missing: tuple[str, ...]
-    timed_out: bool
-    rejected: bool
-    messages_dropped: int = 0
-    """Weight messages dropped so far (all reasons)."""
-    dual_probe: float = float("nan")
-    """``<p_i, u>`` (DiNNO): the team's sum is zero while the edge duals cancel."""
-    dual_reverted: int = 0
-    dual_expired: int = 0
-
-
-@dataclass
-class CatchUp:
-    from_round: int
-    to_round: int
-    warm_start: bool
-    at_unix: float
-
-
-@dataclass
-class TrainerState:
-    rounds_stepped: int = 0
-    timeouts: int = 0
-    rejected_updates: int = 0
-    not_sent_non_finite: int = 0
-    catch_ups: list[CatchUp] = field(default_factory=list)
-    last_report: RoundReport | None = None
-    finished: bool = False
-    training_started: float | None = None
-    """Monotonic clock when the first round began (after the start-up wait for the neighbours)."""
-    last_step_at: float | None = None
-
-
-def default_data_source(task: Any, settings: RobotSettings) -> DataSource:
-    """Static tasks: the robot's share of the data; mapping: the live LaserScan/Odometry window."""
-    if settings.task.name == "mapping":
-        return MappingDataSource.for_task(task, settings.seed + settings.index)
-    return StaticDataSource(task.robot_data(len(settings.team))[settings.index])
-
-
-def _ignore(*args: Any) -> None:
-    return None
-
 
 class RobotTrainer:
     """The round loop of one robot. ``publish(values [m, n], round, degree)`` sends weights;
@@ -122,8 +60,8 @@ class RobotTrainer:
     poses given to :meth:`add_odometry`), re-evaluated before every round."""
 
     def __init__(self, settings: RobotSettings,
-                 publish: Callable[[Tensor, int, int], None] = _ignore,
-                 on_round: Callable[[RoundReport], None] = _ignore,
+                 publish: Callable[[Tensor, int, int], None] = lambda values, round_index, degree: None,
+                 on_round: Callable[[RoundReport], None] = lambda report: None,
                  make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
                  log: Any = None) -> None:
         self.settings = settings
@@ -190,32 +128,46 @@ class RobotTrainer:
         """Every teammate's odometry is needed (communication radius)."""
         return self.settings.uses_radius
 
+    @property
+    def pose_source(self) -> str:
+        """Where this robot's scan poses come from (``frame.pose_source``)."""
+        return self.settings.frame.pose_source
+
     def add_odometry(self, robot: str, stamp: float, x: float, y: float, yaw: float) -> None:
-        """A pose of ``robot`` (this robot or a teammate) in the team's shared frame."""
+        """A planar odometry pose of ``robot`` (this robot or a teammate)."""
         with self._poses_lock:
             self._poses[robot] = (x, y)
-        if robot == self.settings.robot_id and self.source.needs_sensors:
+        if robot == self.settings.robot_id and self.source.needs_sensors and self.pose_source == "odometry":
             self.source.add_odometry(stamp, x, y, yaw)
 
-    def add_scan(self, stamp: float, ranges: np.ndarray) -> bool:
-        """One lidar scan of this robot; False if it was skipped (malformed, empty, no pose)."""
-        return self.source.add_scan(stamp, ranges)
+    def add_odometry_message(self, robot: str, stamp: float, x: float, y: float, qx: float, qy: float, qz: float,
+                             qw: float) -> bool:
+        """An odometry message's pose (quaternion of any norm); False if rejected (zero/non-finite)."""
+        planar = planar_pose(x, y, qx, qy, qz, qw)
+        if planar is None:
+            if robot == self.settings.robot_id and self.source.needs_sensors:
+                self.source.add_pose(stamp, x, y, qx, qy, qz, qw)  # counts it
+            return False
+        self.add_odometry(robot, stamp, *planar[0])
+        return True
+
+    def add_map_pose(self, stamp: float, x: float, y: float, qx: float, qy: float, qz: float, qw: float) -> bool:
+        """This robot's pose in the map frame (``frame.pose_source: pose_topic``); False if rejected."""
+        return self.source.add_pose(stamp, x, y, qx, qy, qz, qw)
+
+    def add_scan(self, stamp: float, ranges: np.ndarray, geometry: ScanGeometry | None = None,
+                 frame_id: str | None = None, *, sensor_pose: Any = None) -> bool:
+        """One lidar scan of this robot with its own metadata; False if it was skipped (and counted)."""
+        return self.source.add_scan(stamp, ranges, geometry=geometry, frame_id=frame_id, sensor_pose=sensor_pose)
 
     def update_neighbours(self) -> None:
         """With a communication radius: expect the teammates in range (none while our own pose is
         unknown). Called before every round."""
-        if not self.settings.uses_radius:
-            return
-        me = self.settings.robot_id
-        with self._poses_lock:
-            poses = dict(self._poses)
-        if me not in poses:
-            self.exchange.set_neighbours(())
-            return
-        others = [r for r in self.settings.team if r != me and r in poses]
-        graph = disk_graph(np.array([poses[me]] + [poses[r] for r in others], dtype=float),
-                           self.settings.communication_radius)
-        self.exchange.set_neighbours(others[j - 1] for j in graph.neighbors(0))
+        if self.settings.uses_radius:
+            with self._poses_lock:
+                poses = dict(self._poses)
+            self.exchange.set_neighbours(neighbours_in_range(self.settings.robot_id, self.settings.team, poses,
+                                                             self.settings.communication_radius))
 
     @property
     def expected_neighbours(self) -> tuple[str, ...]:
@@ -253,19 +205,7 @@ class RobotTrainer:
 
     def diagnostics(self) -> tuple[ExchangeSnapshot, dict[str, Any]]:
         """The exchange's counters and the trainer's own values, for ``/diagnostics``."""
-        state = self.state
-        report = state.last_report
-        extra: dict[str, Any] = {
-            "rounds_stepped": state.rounds_stepped, "timeouts": state.timeouts,
-            "catch_ups": len(state.catch_ups), "rejected_updates": state.rejected_updates,
-            "not_sent_non_finite": state.not_sent_non_finite,
-            "training_loss": None if report is None else report.training_loss,
-            "neighbour_distance": None if report is None else report.neighbour_distance,
-            "dual_probe": None if report is None else report.dual_probe,
-            "dual_reverted": 0 if report is None else report.dual_reverted,
-            "dual_expired": 0 if report is None else report.dual_expired}
-        extra.update({f"data.{k}": v for k, v in self.source.stats().items()})
-        return self.exchange.snapshot(), extra
+        return self.exchange.snapshot(), diagnostic_values(self.state, self.source.stats())
 
     @property
     def round_rate(self) -> float:
@@ -482,39 +422,14 @@ class RobotTrainer:
     # ------------------------------------------------------------------ results
 
     def results(self) -> dict[str, Any]:
-        snap = self.exchange.snapshot()
-        report = self.state.last_report
+        """This robot's results document (see :func:`dinno_ros.robot_report.results_document`)."""
         with self._lock:
             theta = self.algorithm.theta[0].detach().cpu().numpy().astype(np.float64)
             rounds_done = self.algorithm.round
-        return {
-            "robot": self.settings.robot_id, "team": list(self.settings.team), "index": self.settings.index,
-            "algorithm": self.settings.algorithm.kind, "task": self.settings.task.name,
-            "fingerprint": self.fingerprint, "num_params": self.num_params,
-            "rounds_done": rounds_done, "rounds_stepped_this_run": self.state.rounds_stepped,
-            "finished": self.state.finished, "resumed_from_round": self.resumed_from,
-            "timeouts": self.state.timeouts, "rejected_updates": self.state.rejected_updates,
-            "not_sent_non_finite": self.state.not_sent_non_finite,
-            "catch_ups": [vars(c) for c in self.state.catch_ups],
-            "drops": snap.drops, "messages_dropped": sum(snap.drops.values()),
-            "dual": dict(zip(("probe", "reverted", "expired"), self.dual_monitor())),
-            "duplicate_ids": sorted(name for name, link in snap.links.items() if link.duplicate),
-            "accepted": snap.accepted, "superseded": snap.superseded,
-            "links": {name: {"received": link.received, "used": link.used, "missed": link.missed,
-                             "last_round": link.last_round, "drops": dict(link.drops), "absent": link.absent,
-                             "duplicate": link.duplicate}
-                      for name, link in snap.links.items()},
-            "neighbours": list(snap.expected),
-            "last_metrics": None if report is None else {
-                "round": report.round, "training_loss": report.training_loss,
-                "neighbour_distance": report.neighbour_distance, "rho": report.rho, "round_rate": report.round_rate,
-                "heard": list(report.heard)},
-            "data": self.source.stats(),
-            "elapsed_s": time.time() - self.started_unix,
-            "training_s": None if self.state.training_started is None or self.state.last_step_at is None
-            else self.state.last_step_at - self.state.training_started,
-            "weights": theta.tolist() if theta.size <= INLINE_WEIGHTS_MAX else None,
-        }
+        return results_document(
+            self.settings, self.exchange.snapshot(), self.state, theta, rounds_done, fingerprint=self.fingerprint,
+            resumed_from=self.resumed_from, dual=self.dual_monitor(), data=self.source.stats(),
+            started_unix=self.started_unix)
 
     def write_results(self) -> str | None:
         path = self.settings.results_path
@@ -523,7 +438,10 @@ class RobotTrainer:
         results = self.results()
         weights_path = str(Path(path).with_suffix("")) + ".weights.npy"
         with self._lock:
-            np.save(weights_path, self.algorithm.theta[0].detach().cpu().numpy())
+            weights = self.algorithm.theta[0].detach().cpu().numpy().copy()
+        # Atomic, and the folder is created: a robot started by `ros2 launch` (no dinno-team
+        # to prepare results/robots/) must still write its results.
+        atomic_write(weights_path, lambda handle: np.save(handle, weights))
         results["weights_path"] = weights_path
         write_json(path, results)
         return path

@@ -22,8 +22,10 @@ Safety: the usual ADMM guarantees assume a fixed (or eventually fixed) ρ. Adapt
 only in the first ``rounds`` rounds and within ``[rho_min, rho_max]``; after that ρ only follows
 DiNNO's ``rho_scaling`` schedule, so the method is C-ADMM from there on. Robots may end with
 different ρ, and while they differ, a robot's dual change is not the exact opposite of its
-neighbours', so the sum of duals is not kept at zero (the consensus point can shift, by an
-amount measured in the tests); the bounded window keeps this finite.
+neighbours', so the sum of duals leaves zero for as long as the robots disagree: the consensus
+point shifts (5e-3 relative on the convex task, see the tests and README), and on MNIST the
+weights drifted. Exactness needs a ρ shared by both ends of each edge (each message carrying its
+sender's ρ); not done here.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,9 +20,10 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
+from dinno_core.config_paths import resolve_path
 from dinno_core.tasks.base import Forward, Task, TensorData
 
 logger = logging.getLogger(__name__)
@@ -76,6 +79,17 @@ class MnistTaskConfig(BaseModel):
     max_test: int | None = Field(default=None, ge=1)
     """Keep only the first k test images (quick runs)."""
 
+    @field_validator("path", "root")
+    @classmethod
+    def _relative_to_the_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        path = resolve_path(value, info)
+        if info.field_name == "path" and not path.is_file():
+            raise ValueError(f"no such file: {path} (an .npz with train_images, train_labels, test_images, "
+                             "test_labels)")
+        return path
+
     @model_validator(mode="after")
     def _source_has_its_location(self) -> MnistTaskConfig:
         if self.source == "torchvision" and self.root is None:
@@ -105,11 +119,18 @@ class MnistNotFoundError(FileNotFoundError):
 
 def load_npz(path: Path) -> DigitArrays:
     """Reads an ``.npz`` with keys ``train_images, train_labels, test_images, test_labels``."""
-    with np.load(path) as archive:
-        missing = {"train_images", "train_labels", "test_images", "test_labels"} - set(archive.files)
-        if missing:
-            raise KeyError(f"{path} lacks keys {sorted(missing)}")
-        arrays = {key: archive[key] for key in archive.files}
+    try:
+        with np.load(path) as archive:
+            missing = {"train_images", "train_labels", "test_images", "test_labels"} - set(archive.files)
+            if missing:
+                raise ValueError(f"{path} lacks keys {sorted(missing)}")
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, AttributeError, TypeError) as error:
+        raise ValueError(f"{path} is not a readable .npz archive ({type(error).__name__}: {error})") from None
+    except ValueError as error:
+        if "lacks keys" in str(error):
+            raise
+        raise ValueError(f"{path} is not an .npz archive ({error})") from None
     for key in ("train_images", "test_images"):
         if arrays[key].shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"{path}: {key} has shape {arrays[key].shape}, expected [N, 28, 28]")
@@ -187,10 +208,10 @@ def load_digit_arrays(config: MnistTaskConfig) -> DigitArrays:
     if config.source == "torchvision":
         return load_torchvision(config.root, config.download)
     tried: list[str] = []
-    if config.path is not None:
+    if config.path is not None:  # the file the config names, or an error: never another file
         if config.path.is_file():
             return load_npz(config.path)
-        tried.append(f"path {config.path} (no such file)")
+        raise MnistNotFoundError(f"path {config.path}: no such file")
     if config.source == "auto":
         if config.root is None:
             tried.append("torchvision (no 'root' configured)")

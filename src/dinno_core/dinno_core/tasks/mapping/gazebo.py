@@ -2,8 +2,14 @@
 
 Occupied cells are extruded into static wall boxes; runs of cells are merged into rectangles
 (horizontal runs per image row, stacked over consecutive rows with the same span), so the SDF
-stays small. The world has a ground plane, a sun and the gz-sim systems a lidar needs
+stays small. The world has a ground plane, a sun and the Gazebo systems a lidar needs
 (Physics, UserCommands, SceneBroadcaster, Sensors with ogre2).
+
+Two Gazebos, two sets of names (``gazebo=``): ``harmonic`` (Garden and newer, ``gz sim``):
+``gz-sim-*-system`` / ``gz::sim::systems::*``, ``<gz_frame_id>``, bridge types ``gz.msgs.*``;
+``fortress`` (Humble's Gazebo, ``ign gazebo``): ``ignition-gazebo-*-system`` /
+``ignition::gazebo::systems::*``, ``<ignition_frame_id>``, bridge types ``ignition.msgs.*``.
+Each Gazebo loads only its own names, so the world is written for the one the user runs.
 
 Each robot ``<ns>`` (default ``robot_<i>``) is a simple cylinder driven kinematically by the
 VelocityControl system (listening on ``/model/<ns>/cmd_vel``), with an OdometryPublisher
@@ -14,7 +20,7 @@ VelocityControl system (listening on ``/model/<ns>/cmd_vel``), with an OdometryP
 
 CLI::
 
-    python -m dinno_core.tasks.mapping.gazebo PLAN.yaml --robots 7 --out DIR
+    python -m dinno_core.tasks.mapping.gazebo PLAN.yaml --robots 7 --out DIR [--gazebo fortress]
         [--paths PATHS.yaml] [--wall-height 2.5] [--no-cmd-vel] [--beams 20 --range-max 10]
 
 ``PLAN.yaml`` may also be a built-in plan name (office, campus_wing); robots start at the
@@ -37,7 +43,28 @@ from dinno_core.tasks.mapping.paths import load_paths
 from dinno_core.tasks.mapping.plans import BUILTIN_PLANS, builtin_paths_yaml, builtin_plan_yaml
 from dinno_core.tasks.mapping.raycast import LidarSpec
 
-__all__ = ["bridge_config", "merge_wall_boxes", "robot_start_poses", "world_sdf", "write_gazebo_files"]
+__all__ = ["GAZEBO_NAMES", "bridge_config", "merge_wall_boxes", "robot_start_poses", "world_sdf",
+           "write_gazebo_files"]
+
+GAZEBO_NAMES = {
+    "harmonic": {"library": "gz-sim-{}-system", "class": "gz::sim::systems::{}", "frame_tag": "gz_frame_id",
+                 "msgs": "gz.msgs"},
+    "fortress": {"library": "ignition-gazebo-{}-system", "class": "ignition::gazebo::systems::{}",
+                 "frame_tag": "ignition_frame_id", "msgs": "ignition.msgs"},
+}
+"""System library/class names, the sensor frame tag and the message package of each Gazebo."""
+
+
+def _names(gazebo: str) -> dict[str, str]:
+    try:
+        return GAZEBO_NAMES[gazebo]
+    except KeyError:
+        raise ValueError(f"gazebo {gazebo!r} is unknown; allowed: {', '.join(GAZEBO_NAMES)}") from None
+
+
+def _system(parent: ET.Element, gazebo: str, library: str, system: str) -> ET.Element:
+    names = _names(gazebo)
+    return _sub(parent, "plugin", filename=names["library"].format(library), name=names["class"].format(system))
 
 
 def merge_wall_boxes(occupied: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -77,7 +104,7 @@ def _box_geometry(parent: ET.Element, size: tuple[float, float, float]) -> None:
     _sub(_sub(_sub(parent, "geometry"), "box"), "size", _fmt(*size))
 
 
-def _robot_model(world: ET.Element, name: str, pose: Sequence[float], spec: LidarSpec) -> None:
+def _robot_model(world: ET.Element, name: str, pose: Sequence[float], spec: LidarSpec, gazebo: str) -> None:
     model = _sub(world, "model", name=name)
     _sub(model, "pose", _fmt(pose[0], pose[1], 0.1, 0, 0, pose[2]))
     link = _sub(model, "link", name="base_link")
@@ -94,7 +121,7 @@ def _robot_model(world: ET.Element, name: str, pose: Sequence[float], spec: Lida
     sensor = _sub(link, "sensor", name="lidar", type="gpu_lidar")
     _sub(sensor, "pose", _fmt(0, 0, 0.15, 0, 0, 0))
     _sub(sensor, "topic", f"/model/{name}/scan")
-    _sub(sensor, "gz_frame_id", f"{name}/lidar")
+    _sub(sensor, _names(gazebo)["frame_tag"], f"{name}/lidar")
     _sub(sensor, "update_rate", _fmt(spec.rate_hz))
     _sub(sensor, "always_on", "true")
     _sub(sensor, "visualize", "false")
@@ -113,9 +140,8 @@ def _robot_model(world: ET.Element, name: str, pose: Sequence[float], spec: Lida
         _sub(noise, "type", "gaussian")
         _sub(noise, "mean", "0")
         _sub(noise, "stddev", _fmt(spec.noise_std))
-    _sub(model, "plugin", filename="gz-sim-velocity-control-system", name="gz::sim::systems::VelocityControl")
-    odometry = _sub(model, "plugin", filename="gz-sim-odometry-publisher-system",
-                    name="gz::sim::systems::OdometryPublisher")
+    _system(model, gazebo, "velocity-control", "VelocityControl")
+    odometry = _system(model, gazebo, "odometry-publisher", "OdometryPublisher")
     _sub(odometry, "dimensions", "2")
     _sub(odometry, "odom_frame", f"{name}/odom")
     _sub(odometry, "robot_base_frame", f"{name}/base_link")
@@ -128,18 +154,21 @@ def world_sdf(
     robots: Sequence[tuple[str, Sequence[float]]] = (),
     lidar: LidarSpec | None = None,
     world_name: str | None = None,
+    gazebo: str = "harmonic",
 ) -> str:
-    """The SDF (1.9) text of a world with ``plan``'s walls and the given ``(name, (x, y, yaw))`` robots."""
+    """The SDF (1.9) text of a world with ``plan``'s walls and the given ``(name, (x, y, yaw))``
+    robots, naming the systems of ``gazebo`` (``harmonic`` or ``fortress``)."""
+    _names(gazebo)
     name = world_name or plan.name
     sdf = ET.Element("sdf", version="1.9")
     world = _sub(sdf, "world", name=name)
     physics = _sub(world, "physics", name="1ms", type="ignored")
     _sub(physics, "max_step_size", "0.001")
     _sub(physics, "real_time_factor", "1.0")
-    _sub(world, "plugin", filename="gz-sim-physics-system", name="gz::sim::systems::Physics")
-    _sub(world, "plugin", filename="gz-sim-user-commands-system", name="gz::sim::systems::UserCommands")
-    _sub(world, "plugin", filename="gz-sim-scene-broadcaster-system", name="gz::sim::systems::SceneBroadcaster")
-    sensors = _sub(world, "plugin", filename="gz-sim-sensors-system", name="gz::sim::systems::Sensors")
+    _system(world, gazebo, "physics", "Physics")
+    _system(world, gazebo, "user-commands", "UserCommands")
+    _system(world, gazebo, "scene-broadcaster", "SceneBroadcaster")
+    sensors = _system(world, gazebo, "sensors", "Sensors")
     _sub(sensors, "render_engine", "ogre2")
 
     sun = _sub(world, "light", type="directional", name="sun")
@@ -175,19 +204,22 @@ def world_sdf(
             _box_geometry(element, extent)
     spec = lidar or LidarSpec.full_circle(20)
     for robot_name, pose in robots:
-        _robot_model(world, robot_name, pose, spec)
+        _robot_model(world, robot_name, pose, spec, gazebo)
     ET.indent(sdf)
     return '<?xml version="1.0"?>\n' + ET.tostring(sdf, encoding="unicode") + "\n"
 
 
-def bridge_config(namespaces: Sequence[str], include_cmd_vel: bool = True) -> list[dict[str, str]]:
-    """ros_gz_bridge entries: ``/clock`` and, per robot, scan, odom (and cmd_vel)."""
+def bridge_config(namespaces: Sequence[str], include_cmd_vel: bool = True,
+                  gazebo: str = "harmonic") -> list[dict[str, str]]:
+    """ros_gz_bridge entries: ``/clock`` and, per robot, scan, odom (and cmd_vel); Gazebo
+    message types of ``gazebo`` (``gz.msgs`` for Harmonic, ``ignition.msgs`` for Fortress)."""
+    msgs = _names(gazebo)["msgs"]
     entries = [
         {
             "ros_topic_name": "/clock",
             "gz_topic_name": "/clock",
             "ros_type_name": "rosgraph_msgs/msg/Clock",
-            "gz_type_name": "gz.msgs.Clock",
+            "gz_type_name": f"{msgs}.Clock",
             "direction": "GZ_TO_ROS",
         }
     ]
@@ -196,14 +228,14 @@ def bridge_config(namespaces: Sequence[str], include_cmd_vel: bool = True) -> li
             "ros_topic_name": f"/{ns}/scan",
             "gz_topic_name": f"/model/{ns}/scan",
             "ros_type_name": "sensor_msgs/msg/LaserScan",
-            "gz_type_name": "gz.msgs.LaserScan",
+            "gz_type_name": f"{msgs}.LaserScan",
             "direction": "GZ_TO_ROS",
         })
         entries.append({
             "ros_topic_name": f"/{ns}/odom",
             "gz_topic_name": f"/model/{ns}/odometry",
             "ros_type_name": "nav_msgs/msg/Odometry",
-            "gz_type_name": "gz.msgs.Odometry",
+            "gz_type_name": f"{msgs}.Odometry",
             "direction": "GZ_TO_ROS",
         })
         if include_cmd_vel:
@@ -211,7 +243,7 @@ def bridge_config(namespaces: Sequence[str], include_cmd_vel: bool = True) -> li
                 "ros_topic_name": f"/{ns}/cmd_vel",
                 "gz_topic_name": f"/model/{ns}/cmd_vel",
                 "ros_type_name": "geometry_msgs/msg/Twist",
-                "gz_type_name": "gz.msgs.Twist",
+                "gz_type_name": f"{msgs}.Twist",
                 "direction": "ROS_TO_GZ",
             })
     return entries
@@ -250,8 +282,10 @@ def write_gazebo_files(
     lidar: LidarSpec | None = None,
     namespace_prefix: str = "robot_",
     include_cmd_vel: bool = True,
+    gazebo: str = "harmonic",
 ) -> tuple[Path, Path]:
-    """Write ``<plan>.sdf`` and ``<plan>_bridge.yaml`` into ``out_dir``; returns both paths.
+    """Write ``<plan>.sdf`` and ``<plan>_bridge.yaml`` into ``out_dir`` for ``gazebo``
+    (``harmonic`` or ``fortress``); returns both paths.
 
     ``plan_yaml`` may be a built-in plan name, whose own path set then places the robots.
     """
@@ -265,9 +299,10 @@ def write_gazebo_files(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sdf_path = out_dir / f"{plan.name}.sdf"
-    sdf_path.write_text(world_sdf(plan, wall_height=wall_height, robots=list(zip(names, poses.tolist())), lidar=lidar))
+    sdf_path.write_text(world_sdf(plan, wall_height=wall_height, robots=list(zip(names, poses.tolist())), lidar=lidar,
+                                  gazebo=gazebo))
     bridge_path = out_dir / f"{plan.name}_bridge.yaml"
-    bridge_path.write_text(yaml.safe_dump(bridge_config(names, include_cmd_vel), sort_keys=False))
+    bridge_path.write_text(yaml.safe_dump(bridge_config(names, include_cmd_vel, gazebo), sort_keys=False))
     return sdf_path, bridge_path
 
 
@@ -285,11 +320,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate-hz", type=float, default=10.0)
     parser.add_argument("--prefix", default="robot_", help="robot namespace prefix")
     parser.add_argument("--no-cmd-vel", action="store_true", help="do not bridge cmd_vel")
+    parser.add_argument("--gazebo", choices=sorted(GAZEBO_NAMES), default="harmonic",
+                        help="the Gazebo that will load the world: harmonic (gz sim) or fortress (ign gazebo)")
     args = parser.parse_args(argv)
     spec = LidarSpec.full_circle(args.beams, range_max=args.range_max, noise_std=args.noise_std, rate_hz=args.rate_hz)
     for path in write_gazebo_files(
         args.plan, args.robots, args.out, paths_file=args.paths, wall_height=args.wall_height, lidar=spec,
-        namespace_prefix=args.prefix, include_cmd_vel=not args.no_cmd_vel,
+        namespace_prefix=args.prefix, include_cmd_vel=not args.no_cmd_vel, gazebo=args.gazebo,
     ):
         print(path)
 

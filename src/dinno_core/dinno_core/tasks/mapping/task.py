@@ -29,11 +29,22 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from dinno_core.params import ParamSpec
+from dinno_core.config_paths import resolve_path
 from dinno_core.tasks.base import Forward, LocalData, Task
 from dinno_core.tasks.mapping.floorplan import FloorPlan, load_floor_plan
 from dinno_core.tasks.mapping.model import FourierMLP
@@ -121,8 +132,23 @@ class MappingTaskConfig(_Strict):
     """Bound on robots × points per forward call in evaluate() (memory)."""
     seed: int = 0
 
+    @field_validator("plan", "paths")
+    @classmethod
+    def _existing_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A built-in plan's name, or an existing file (relative: from the config file's folder)."""
+        if value is None or value in BUILTIN_PLANS:
+            return value
+        path = resolve_path(value, info)
+        if not path.is_file():
+            what = "map_server YAML" if info.field_name == "plan" else "robot path YAML"
+            raise ValueError(f"{value!r} is neither a built-in plan ({', '.join(BUILTIN_PLANS)}) nor an existing "
+                             f"{what} (looked for {path})")
+        return str(path)
+
     @model_validator(mode="after")
     def _check(self) -> MappingTaskConfig:
+        if self.plan not in BUILTIN_PLANS and self.paths is None:
+            raise ValueError(f"plan {self.plan!r} is a user map: give 'paths' (a robot path YAML) as well")
         if self.occupied_per_beam > self.samples_per_beam:
             raise ValueError(
                 f"occupied_per_beam ({self.occupied_per_beam}) must not exceed "

@@ -16,7 +16,6 @@ simulated team for the baseline).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from dinno_core.config import set_up_model
 from dinno_core.experiment import evaluate
 from dinno_core.graphs import StaticGraph
 from dinno_core.tasks.mapping.figures import save_team_maps_figure
+from dinno_core.checkpoint import json_safe, write_json
 from dinno_core.team import SimulatedTeam, TeamData, consensus_error
 
 METRICS = ("validation_loss", "occupancy_accuracy", "occupancy_iou")
@@ -140,10 +140,6 @@ def train_individuals(evaluator: Evaluator, trace: dict[str, np.ndarray], scans_
         return algorithm.theta.detach().clone(), description
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
 def _mean(values: list[float]) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(finite)) if finite else None
@@ -237,16 +233,16 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
             "scans_malformed": data.get("scans_malformed"),
             "scans_without_pose": data.get("scans_without_pose"),
             "scans_empty": data.get("scans_empty"),
-            "team": {m: _finite(team_metrics_all[m][k]) for m in team_metrics_all},
+            "team": {m: json_safe(float(team_metrics_all[m][k])) for m in team_metrics_all},
         }
         if team_unseen is not None:
-            entry["team"].update({m: _finite(v[k]) for m, v in team_unseen.items()})
+            entry["team"].update({m: json_safe(float(v[k])) for m, v in team_unseen.items()})
         if ind_metrics_all is not None:
-            entry["individual"] = {m: _finite(ind_metrics_all[m][k]) for m in ind_metrics_all}
+            entry["individual"] = {m: json_safe(float(ind_metrics_all[m][k])) for m in ind_metrics_all}
             if ind_unseen is not None:
-                entry["individual"].update({m: _finite(v[k]) for m, v in ind_unseen.items()})
+                entry["individual"].update({m: json_safe(float(v[k])) for m, v in ind_unseen.items()})
             entry["margin"] = {
-                m: _finite((ind_metrics_all[m][k] - team_metrics_all[m][k]) * (1 if m in LOWER_IS_BETTER else -1))
+                m: json_safe(float((ind_metrics_all[m][k] - team_metrics_all[m][k]) * (1 if m in LOWER_IS_BETTER else -1)))
                 for m in METRICS}
         per_robot[robot] = entry
 
@@ -256,7 +252,7 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
         "plan": config.task.plan,
         "robots": per_robot,
         "robots_without_weights": missing,
-        "initial": {m: _finite(v[0]) for m, v in initial.items()},
+        "initial": {m: json_safe(float(v[0])) for m, v in initial.items()},
         "team_mean": {m: _mean(v) for m, v in team_metrics_all.items()},
         "team_run": {"stop_reason": team.get("stop_reason"), "seconds": team.get("seconds"),
                      "processes": {k: v.get("state") for k, v in (team.get("processes") or {}).items()},
@@ -287,16 +283,39 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
             "iou_worst_team_robot": min(team_metrics_all["occupancy_iou"]),
             "iou_best_individual_robot": max(ind_metrics_all["occupancy_iou"]),
         }
+    if trace is not None and len(trace["poses"]) and "motion" in trace and str(trace["motion"]) == "cmd_vel":
+        summary["path_tracking"] = path_tracking(evaluator, trace)
     figure = save_team_maps_figure(
         out_dir / "maps.png", evaluator.task, present, team_maps, ind_maps, team_metrics_all, ind_metrics_all,
         _trace_for(trace, index),
         f"{config.name}: DiNNO team over ROS 2 vs. individual robots (plan {config.task.plan})")
     summary["files"] = {"summary": "summary.json", "maps": figure.name, "team": "team.json",
-                        "curves": [name for name in ("training_loss.png", "consensus_error.png")
+                        "curves": [name for name in ("training_loss.png", "neighbour_distance.png")
                                    if (out_dir / name).is_file()],
                         "trace": trace_path.name if trace_path.is_file() else None}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "summary.json", summary)
     return summary
+
+
+TRACKING_SETTLE = 5.0
+"""Seconds after the start from which path tracking is measured (robots start on their paths)."""
+
+
+def path_tracking(evaluator: Evaluator, trace: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How far each robot driven by cmd_vel (the path follower) strayed from its path, from the
+    simulator's recorded poses."""
+    from dinno_core.tasks.mapping.path_following import distances_to_paths
+
+    stamps = trace["stamps"] - trace["stamps"][0]
+    distances = distances_to_paths(evaluator.task.paths, trace["poses"][stamps >= TRACKING_SETTLE, :, :2])
+    step = np.linalg.norm(np.diff(trace["poses"][:, :, :2], axis=0), axis=-1).sum(axis=0)
+    return {
+        "after_seconds": TRACKING_SETTLE,
+        "max_distance": [float(v) for v in distances.max(axis=0)] if len(distances) else [],
+        "mean_distance": [float(v) for v in distances.mean(axis=0)] if len(distances) else [],
+        "distance_driven": [float(v) for v in step],
+        "seconds": float(stamps[-1]),
+    }
 
 
 def evaluator_unseen(evaluator: Evaluator, maps: np.ndarray, index: list[int]) -> dict[str, list[float]]:

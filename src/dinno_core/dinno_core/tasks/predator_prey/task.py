@@ -133,7 +133,6 @@ def _seed_for(seed: int, purpose: str) -> int:
 class PredatorPreyTask(Task):
     name = "predator_prey"
     headline_metric = "episode_reward"
-    higher_is_better = True
 
     def __init__(self, config: PredatorPreyTaskConfig, num_robots: int, seed: int) -> None:
         self.config = config

@@ -1,0 +1,44 @@
+"""The embedded lidar simulator's own parameters (see :mod:`dinno_ros.lidar_sim_node`): the
+table it declares, and its constants. Plain Python."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NODE_NAME = "lidar_sim"
+MOTIONS = ("scripted", "cmd_vel")
+INTEGRATION_STEP = 0.02
+"""Longest unicycle integration step (s) of the cmd_vel motion."""
+
+# name, default, type, description, constraints. Types: string, integer, double, bool, string_array.
+SIM_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
+    ("team", None, "string_array", "Robot ids, in team order: robot i drives path i mod P of the task's paths "
+     "(the order the robot nodes use).", "required, unique"),
+    ("seed", 0, "integer", "Experiment seed: range noise (and the task's path placement).", ">= 0"),
+    ("odom_rate_hz", 20.0, "double", "Odometry rate (besides the odometry sent with every scan).", "> 0"),
+    ("clock_rate_hz", 50.0, "double", "Rate of /clock when use_sim_time is true.", "> 0"),
+    ("wait_for_subscribers", 30.0, "double", "Seconds to wait for every robot's scan subscriber before "
+     "the robots start moving (nothing is published before).", ">= 0; 0 = start at once"),
+    ("publish_tf", True, "bool", "Publish /tf and /tf_static (only possible when tf2_msgs is importable).", ""),
+    ("scan_topic", "/{robot}/scan", "string", "Scan topic pattern; {robot} is the robot id.", "must contain {robot}"),
+    ("odom_topic", "/{robot}/odom", "string", "Odometry topic pattern.", "must contain {robot}"),
+    ("scan_frame", "{robot}/base_scan", "string", "LaserScan frame_id pattern.", "a frame id"),
+    ("odom_frame", "{robot}/odom", "string", "Odometry frame_id pattern (its origin is the world frame).",
+     "a frame id"),
+    ("base_frame", "{robot}/base_link", "string", "Odometry child_frame_id pattern.", "a frame id"),
+    ("world_frame", "map", "string", "The plan's world frame (parent of every odom frame in /tf_static).",
+     "a frame id"),
+    ("trace_path", "", "string", "Write every scan tick (stamp, poses, ranges) to this .npz on exit.",
+     "a writable path or empty"),
+    ("motion", "scripted", "string", "How robots move: scripted (along their paths at task.speed) or cmd_vel "
+     "(kinematic unicycles driven by their cmd_vel topic).", "one of: " + ", ".join(MOTIONS)),
+    ("cmd_vel_topic", "/{robot}/cmd_vel", "string", "cmd_vel topic pattern (motion cmd_vel).", "must contain {robot}"),
+    ("cmd_vel_timeout", 0.5, "double", "A robot whose last cmd_vel is older than this (s) stops (motion cmd_vel).",
+     "> 0"),
+    ("max_speed", 1.5, "double", "Largest |linear.x| a robot executes (m/s, motion cmd_vel).", "> 0"),
+    ("max_turn_rate", 3.0, "double", "Largest |angular.z| a robot executes (rad/s, motion cmd_vel).", "> 0"),
+    ("robot_radius", 0.15, "double", "A robot stops where its centre would come closer to a wall (m, motion "
+     "cmd_vel).", ">= 0"),
+]
+TRACE_MAX_TICKS = 200_000
+"""Scan ticks kept for trace_path (older ones are dropped beyond this)."""
