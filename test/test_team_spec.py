@@ -299,6 +299,28 @@ def test_team_launch_plan(tmp_path):
         team_launch_plan(str(TEAM_CONVEX), out=str(tmp_path), require_simulator=True)
 
 
+def test_team_launch_plan_gives_a_keyless_team_one_shared_key(tmp_path, monkeypatch):
+    """``ros2 launch dinno_ros team_sim.launch.py`` on a config naming no key: the robots sign with
+    ``<out>/team.key`` (as under dinno-team), created once and never overwritten."""
+    from dinno_ros.message_auth import TEAM_KEY_ENV, TeamKey
+
+    monkeypatch.delenv(TEAM_KEY_ENV, raising=False)
+    plan = team_launch_plan(str(TEAM_CONVEX), out=str(tmp_path))
+    key_file = tmp_path / "team.key"
+    TeamKey.from_file(key_file)  # a valid key
+    key = key_file.read_bytes()
+    for node, process in zip(plan.nodes, plan.spec.processes):
+        (params_file,) = node["parameters"]
+        document = yaml.safe_load(Path(params_file).read_text())
+        assert document[process.fully_qualified_name]["ros__parameters"]["team_key_file"] == str(key_file)
+    team_launch_plan(str(TEAM_CONVEX), out=str(tmp_path))
+    assert key_file.read_bytes() == key
+    monkeypatch.setenv(TEAM_KEY_ENV, str(key_file))  # a key named by the environment is left to the robots
+    again = team_launch_plan(str(TEAM_CONVEX), out=str(tmp_path / "other"))
+    assert not (tmp_path / "other" / "team.key").exists()
+    assert "team_key_file" not in str(again.spec.processes[0].parameters)
+
+
 def test_gazebo_launch_plan(tmp_path):
     world, bridge = tmp_path / "office.sdf", tmp_path / "office_bridge.yaml"
     plan = gazebo_launch_plan(str(TEAM_CONVEX), world=str(world), bridge_config=str(bridge), out=str(tmp_path / "r"),

@@ -15,6 +15,7 @@ from pathlib import PurePath
 from typing import Any
 
 from dinno_core.config import ConfigError
+from dinno_ros.message_auth import provide_team_key
 from dinno_ros.process_spec import ProcessSpec, launch_node_arguments, write_params_files
 from dinno_ros.ros_names import check_ros_name
 from dinno_ros.team_config import ControllerConfig, TeamConfig, load_team_config
@@ -75,6 +76,14 @@ def _results_dir(config: TeamConfig, out: str) -> str:
     return _absolute(out or config.results_dir or _join("results", config.name))
 
 
+def _with_team_key(config: TeamConfig, results: str) -> TeamConfig:
+    """A team launched on one host shares ``<results>/team.key`` unless it names a key or runs open."""
+    key = provide_team_key(config.parameters, os.environ, results)
+    if key is None:
+        return config
+    return config.model_copy(update={"parameters": {**config.parameters, "team_key_file": str(key)}})
+
+
 def team_launch_plan(config_path: str, out: str = "", use_sim_time: str = "",
                      require_simulator: bool = False) -> LaunchPlan:
     """``team_sim.launch.py``: every process of a team config as Node keyword arguments.
@@ -87,6 +96,7 @@ def team_launch_plan(config_path: str, out: str = "", use_sim_time: str = "",
         raise ConfigError(f"{config_path}: this launch runs the team on the embedded simulator, but the "
                           "config has no 'simulator' section (add e.g. simulator: {} for the defaults)")
     results = _results_dir(config, out)
+    config = _with_team_key(config, results)
     sim_time = None if use_sim_time == "" else parse_bool(use_sim_time, "use_sim_time")
     spec = build_team_spec(config, results_dir=results, use_sim_time=sim_time)
     files = write_params_files(spec.processes, _join(results, "params"))
@@ -112,6 +122,7 @@ def gazebo_launch_plan(config_path: str, world: str, bridge_config: str, out: st
     """
     config = load_team_config(config_path)
     results = _results_dir(config, out)
+    config = _with_team_key(config, results)
     if not world and not bridge_config:
         if not plan:
             raise ConfigError("give world:= and bridge_config:= (from python -m dinno_core.tasks.mapping.gazebo), "

@@ -26,6 +26,7 @@ import secrets
 import stat
 import struct
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,21 @@ def write_team_key(path: str | Path) -> Path:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as stream:
         stream.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+def provide_team_key(parameters: Mapping[str, Any], env: Mapping[str, str], out_dir: str | Path) -> Path | None:
+    """The key file a team started on one host shares, or None when it needs none from us.
+
+    None when the team's robot parameters (``team_key_file``) or the environment
+    (``DINNO_TEAM_KEY_FILE``) already name a key, or the team runs with ``auth: open``;
+    otherwise ``<out_dir>/team.key``, created once (mode 600) and kept for later runs.
+    """
+    if env.get(TEAM_KEY_ENV) or parameters.get("team_key_file") or parameters.get("auth") == "open":
+        return None
+    path = Path(out_dir) / "team.key"
+    if not path.exists():
+        write_team_key(path)
     return path
 
 

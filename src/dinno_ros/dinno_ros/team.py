@@ -55,7 +55,7 @@ from dinno_ros.progress import TeamProgress, create_status_monitor
 from dinno_core.config import ConfigError, check_writable
 from dinno_core.plots import save_curves
 from dinno_core.checkpoint import json_safe, write_json
-from dinno_ros.message_auth import TEAM_KEY_ENV, write_team_key
+from dinno_ros.message_auth import TEAM_KEY_ENV, provide_team_key
 from dinno_ros.team_config import TeamConfig, load_team_config
 from dinno_ros.process_spec import write_params_files
 from dinno_ros.supervisor import Child, StopSignals, Supervisor, clean_fastdds_shm
@@ -124,13 +124,9 @@ class TeamRun:
         """Robots sign their weights with a team key: unless the config or the environment names one
         (``parameters.team_key_file`` / ``DINNO_TEAM_KEY_FILE``) or asks for ``auth: open``, this
         run's robots share ``<out>/team.key`` (created once, mode 600, kept for later runs)."""
-        params = self.config.parameters
-        if self.env.get(TEAM_KEY_ENV) or params.get("team_key_file") or params.get("auth") == "open":
-            return
-        path = self.out_dir / "team.key"
-        if not path.exists():
-            write_team_key(path)
-        self.env[TEAM_KEY_ENV] = str(path)
+        path = provide_team_key(self.config.parameters, self.env, self.out_dir)
+        if path is not None:
+            self.env[TEAM_KEY_ENV] = str(path)
 
     def run(self) -> TeamResult:
         """Start, watch, stop and collect; the exit status and the results."""
