@@ -268,11 +268,14 @@ def test_mapping_robot_skips_and_counts_malformed_scans_keeps_training_and_publi
     data = json.loads(results.read_text())["data"]
     points_per_scan = beams * MappingTaskConfig().samples_per_beam
     assert 4 <= data["scans_malformed"] <= sent["wrong_length"]
-    assert 4 <= data["scans_without_pose"] <= sent["no_pose"]
     # Every accepted good scan adds exactly points_per_scan points; NaN / -inf scans are skipped
     # and counted without taking a window slot.
     good_received = data["window_points"] // points_per_scan
     assert data["window_points"] % points_per_scan == 0 and 10 <= good_received <= sent["good"]
+    # A scan without a pose is one sent 100 s in the past, or, rarely, a good scan the robot read
+    # while the odometry around its stamp was still queued (the sensor-data reader keeps 5; seen
+    # twice in clean-clone CI runs: 9 counted for 8 sent); it is skipped, never used.
+    assert 4 <= data["scans_without_pose"] <= sent["no_pose"] + (sent["good"] - good_received)
     assert data["scans_used"] == data["window_scans"] == good_received, data
     assert 8 <= data["scans_empty"] <= sent["nan"] + sent["neg_inf"], data
     assert "skipped a lidar scan" in log.read_text()
