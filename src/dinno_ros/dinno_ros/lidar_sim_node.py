@@ -57,17 +57,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 
 from dinno_core.config import ConfigError
 from dinno_core.tasks.mapping.raycast import cast_rays
-from dinno_ros.node_main import hold_signals_while_saving, init_node, tear_down
+from dinno_ros.node_main import init_node, spin_node
 from dinno_ros.node_parameters import declare_checked, declare_specs
 from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
 from dinno_ros.ros_names import check_team
@@ -407,21 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     node = init_node(LidarSimNode, "lidar_sim", sys.argv if argv is None else argv)
     if node is None:
         return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    failed = False
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as error:  # noqa: BLE001
-        # SIGINT/SIGTERM shut the context down; a timer callback publishing at that moment
-        # raises ("publisher's context is invalid"): that is a normal stop, anything else is not.
-        if node.context.ok():
-            failed = True
-            print(f"lidar_sim: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-    finally:
-        hold_signals_while_saving("lidar_sim")
+
+    def finish() -> None:
         try:
             path = node.write_trace()
             if path:
@@ -431,8 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lidar_sim: published {node.scans_published} scan ticks x {len(node.team)} robots"
               + (f", {node.commands_received} cmd_vel received ({node.commands_rejected} non-finite rejected)"
                  if node.driven else ""), flush=True)
-        tear_down(executor, node)
-    return 1 if failed else 0
+
+    return spin_node(node, "lidar_sim", finish)
 
 
 if __name__ == "__main__":

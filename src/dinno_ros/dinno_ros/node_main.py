@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import rclpy
 from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException
-from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from dinno_core.config import ConfigError
@@ -69,7 +69,11 @@ def tear_down(executor: Executor, node: Node) -> None:
             raise
     rclpy.try_shutdown()  # restores the signal handlers rclpy found at init
     if _holding:
-        hold_signals_while_saving(_holding)  # still stopping: a late SIGINT must not end in a traceback
+        # Everything is saved; only the interpreter's exit is left. Python resets Python-level
+        # handlers to SIG_DFL while it finalizes (a late SIGINT there killed the process: exit
+        # status 130 after a clean stop), but leaves ignored signals ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def spin_until(executor: Executor, done: threading.Event, program: str = "") -> bool:
@@ -91,6 +95,32 @@ def spin_until(executor: Executor, done: threading.Event, program: str = "") -> 
             raise
         return True
     return False
+
+
+def spin_node(node: Node, program: str, finish: Callable[[], None]) -> int:
+    """Serve ``node``'s callbacks until Ctrl-C / SIGTERM / shutdown, then run ``finish`` (save,
+    report) with further signals held, and tear down. Exit status 0, or 1 if a callback failed.
+
+    SIGINT/SIGTERM shut the context down; a timer callback publishing at that moment raises
+    ("publisher's context is invalid"): that is a normal stop, anything else is not."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    failed = False
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as error:  # noqa: BLE001
+        if node.context.ok():
+            failed = True
+            print(f"{program}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+    finally:
+        hold_signals_while_saving(program)
+        try:
+            finish()
+        finally:
+            tear_down(executor, node)
+    return 1 if failed else 0
 
 
 def hold_signals_while_saving(program: str) -> None:

@@ -26,16 +26,14 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from dinno_core.config import ConfigError
 from dinno_ros.data_sources import yaw_from_quaternion
-from dinno_ros.node_main import hold_signals_while_saving, init_node, tear_down
+from dinno_ros.node_main import init_node, spin_node
 from dinno_ros.node_parameters import declare_checked, declare_specs
 from dinno_ros.parameters import model_parameters, nest, task_model, task_parameters, validate_model
 
@@ -169,24 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     node = init_node(PathFollowerNode, "path_follower", sys.argv if argv is None else argv)
     if node is None:
         return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    failed = False
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as error:  # noqa: BLE001 - see lidar_sim_node.main
-        if node.context.ok():
-            failed = True
-            print(f"path_follower: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-    finally:
-        hold_signals_while_saving("path_follower")
+
+    def finish() -> None:
         node.stop_robots()
         print(f"path_follower: {node.commands_sent} command ticks, {node.odometry_received} odometry messages "
               f"({node.odometry_rejected} non-finite rejected)", flush=True)
-        tear_down(executor, node)
-    return 1 if failed else 0
+
+    return spin_node(node, "path_follower", finish)
 
 
 if __name__ == "__main__":
