@@ -26,6 +26,8 @@ ROBOTS = 4
 TRACKING_BOUND = 0.35
 """Metres: the farthest a cmd_vel-driven robot may stray from its path (measured: <= 0.19)."""
 PNG = b"\x89PNG\r\n\x1a\n"
+NUM_PARAMS = 25_601
+"""The demo's mapping network (the paper's Fourier-feature MLP)."""
 
 
 @pytest.mark.slow
@@ -51,6 +53,9 @@ def test_demo_team_beats_individual_robots(tmp_path, ros_env):
                 value = entry[side][metric]
                 assert value is not None and math.isfinite(value), (robot, side, metric)
         assert entry["margin"]["validation_loss"] > 0, entry
+        # the weights went out every round it stepped (float32, the default encoding; a catch-up
+        # adopts rounds without sending them, hence the half)
+        assert entry["bytes_sent"] >= 0.5 * entry["rounds_done"] * 4 * NUM_PARAMS, entry
 
     comparison = summary["comparison"]
     assert comparison["every_robot_beats_its_individual"], comparison
@@ -59,6 +64,11 @@ def test_demo_team_beats_individual_robots(tmp_path, ros_env):
     assert comparison["ratio_mean_individual_to_mean_team"] > 1.5, comparison
     assert summary["team_mean"]["validation_loss"] < summary["initial"]["validation_loss"]
     assert summary["baseline"]["rounds"] == max(e["rounds_done"] for e in summary["robots"].values())
+
+    radio = summary["radio"]  # what the team put on the radio, in the summary and printed
+    assert radio["bytes_sent"] == sum(e["bytes_sent"] for e in summary["robots"].values())
+    assert radio["team_bytes_per_second"] > 0 and radio["mean_bytes_per_round_per_robot"] >= 2 * NUM_PARAMS, radio
+    assert "kB/s for the team" in output
 
     agreement = summary["agreement"]  # one map, not four
     assert agreement["max_pairwise_mean_abs_map_difference"] < 0.1, agreement

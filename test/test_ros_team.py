@@ -284,6 +284,9 @@ def test_team_matches_the_simulated_team_and_drops_hostile_messages_by_reason(te
     optimum = task.optimum().numpy()
     for robot in TEAM:
         assert relative_error(np.array(results[robot]["weights"]), optimum) < 1e-4
+        # every round's float32 weights went out, and the results say how many bytes that was
+        assert results[robot]["bytes_sent"] >= results[robot]["rounds_done"] * 4 * flat.spec.numel, results[robot]
+        assert results[robot]["bytes_sent_per_second"] > 0
     assert float((ros - ros.mean(0)).norm(dim=1).max()) < 1e-4  # consensus
     assert not torch.allclose(ros, flat.initial_weights().expand_as(ros))
     # The weights file next to the results holds the same final weights.
@@ -310,7 +313,10 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
                      "the survivors to advance 5 rounds without robot_2")
     with monitor.condition:
         heard = {r: list(monitor.status[r].neighbours_heard) for r in survivors}
+        sent = {r: (int(monitor.status[r].bytes_sent), float(monitor.status[r].bytes_per_second)) for r in survivors}
     assert all(h == [s for s in survivors if s != r] for r, h in heard.items()), heard
+    # The status reports what went on the radio: every stepped round's weights, and a rate.
+    assert all(total >= base[r] * 4 * reference_problem()[1].spec.numel and rate > 0 for r, (total, rate) in sent.items()), sent
 
     checkpoint = load_checkpoint(team.dir / "robot_2.pt")
     resumed_round = checkpoint["round"]

@@ -3,6 +3,8 @@ a radio, NaN/Inf never pass, and the simulated team rounds payloads exactly as t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -122,17 +124,26 @@ def test_the_simulated_team_receives_what_the_ros_codec_delivers(encoding, code)
         wire_roundtrip(theta, "int4")
 
 
-def test_bytes_sent_rate_for_diagnostics():
+def test_bytes_sent_total_and_rate_over_the_last_window():
     from dinno_ros.exchange import ExchangeSnapshot
     from dinno_ros.monitoring import BytesSent, diagnose
 
-    meter = BytesSent(now=10.0)
+    meter = BytesSent(start=10.0, window=10.0)
     payload = payload_nbytes(1, 25_601, ENCODING_UINT8)
-    for _ in range(9):  # 9 rounds in 1 s: the mapping demo's rate
-        meter.add(payload)
-    values = meter.values(now=11.0)
-    assert values == {"bytes_sent": 9 * payload, "bytes_sent_per_second": 9 * payload}
-    assert meter.values(now=13.0) == {"bytes_sent": 9 * payload, "bytes_sent_per_second": 0.0}
+    for k in range(90):  # 9 rounds per second for 10 s: the mapping demo's rate
+        meter.add(payload, now=10.0 + (k + 1) / 9)
+    assert meter.total == 90 * payload
+    assert meter.rate(20.0) == pytest.approx(9 * payload)
+    early = BytesSent(start=10.0, window=10.0)
+    for k in range(45):
+        early.add(payload, now=10.0 + (k + 1) / 9)
+    assert early.rate(15.0) == pytest.approx(9 * payload)  # over the 5 s since the start
+    for k in range(10):  # then one round per second (a slower link) for 10 s
+        meter.add(payload, now=21.0 + k)
+    assert meter.rate(30.5) == pytest.approx(10 * payload / 10)  # only the last 10 s count
+    assert meter.rate(45.0) == 0.0  # silent for longer than the window
+    assert math.isnan(BytesSent(start=5.0).rate(5.0))
     snapshot = ExchangeSnapshot(round=9, drops={}, superseded=0, accepted=0, links={}, expected=())
-    shown = dict(diagnose(snapshot, now=13.0, extra=meter.values(now=14.0)).values)
-    assert shown["bytes_sent"] == str(9 * payload) and shown["bytes_sent_per_second"] == "0"
+    shown = dict(diagnose(snapshot, now=45.0, extra={"bytes_sent": meter.total,
+                                                     "bytes_sent_per_second": meter.rate(45.0)}).values)
+    assert shown["bytes_sent"] == str(100 * payload) and shown["bytes_sent_per_second"] == "0"

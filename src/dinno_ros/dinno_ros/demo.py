@@ -130,6 +130,11 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
                       f"on average {sum(tracking['mean_distance']) / len(tracking['mean_distance']):.2f} m from their paths, "
                       f"{min(tracking['distance_driven']):.0f}-{max(tracking['distance_driven']):.0f} m driven each",
                       highlight=False)
+    radio = summary.get("radio") or {}
+    if radio.get("team_bytes_per_second") is not None:
+        console.print(f"on the radio: {radio['team_bytes_per_second'] / 1e3:.0f} kB/s for the team, "
+                      f"{radio['mean_bytes_per_round_per_robot'] / 1e3:.1f} kB per robot per round "
+                      f"({radio['bytes_sent'] / 1e6:.1f} MB in all; weight payloads only)", highlight=False)
     a = summary["agreement"]
     console.print(f"agreement between the team's robots: consensus error {a['consensus_error']:.4g} "
                   f"(weight norm {a['weight_norm']:.4g}), max pairwise mean |p_i - p_j| "

@@ -5,6 +5,7 @@ from the exchange's counters, and the two messages built from them (:func:`statu
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,26 +26,37 @@ class Diagnosis:
 
 
 class BytesSent:
-    """Payload bytes a robot has published, and the rate since the previous :meth:`values` call.
+    """Weight payload bytes a robot has published: the total, and the rate over the last
+    ``window`` seconds (over the time since ``start`` while that is shorter).
 
-    ``add`` runs on the training thread, ``values`` on the diagnostics timer; both only touch
-    ints and floats (atomic under the GIL).
+    ``add`` runs on the training thread and is the only writer; ``rate`` (diagnostics timer,
+    status) only reads a snapshot of the samples.
     """
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, start: float, window: float = 10.0) -> None:
         self.total = 0
-        self._last_total = 0
-        self._last_time = now
+        self.window = window
+        self._start = start
+        self._samples: deque[tuple[float, int]] = deque()  # (time, total after that message)
+        self._before_window = 0  # total up to the newest sample that left the window
 
-    def add(self, nbytes: int) -> None:
+    def add(self, nbytes: int, now: float) -> None:
         self.total += int(nbytes)
+        self._samples.append((now, self.total))
+        while len(self._samples) > 1 and self._samples[0][0] <= now - self.window:
+            self._before_window = self._samples.popleft()[1]
 
-    def values(self, now: float) -> dict[str, float | int]:
-        """``{"bytes_sent": total, "bytes_sent_per_second": rate since the last call}``."""
-        total, elapsed = self.total, now - self._last_time
-        rate = (total - self._last_total) / elapsed if elapsed > 0 else float("nan")
-        self._last_total, self._last_time = total, now
-        return {"bytes_sent": total, "bytes_sent_per_second": rate}
+    def rate(self, now: float) -> float:
+        """Bytes per second over the last ``window`` seconds; NaN at the very start."""
+        span = min(self.window, now - self._start)
+        if span <= 0:
+            return float("nan")
+        base = self._before_window
+        for when, total in list(self._samples):
+            if when > now - self.window:
+                break
+            base = total
+        return (self.total - base) / span
 
 
 def _fmt(value: float | int | None) -> str:
@@ -124,6 +136,8 @@ def status_message(report: Any, robot_id: str, stamp: Any) -> Any:
     status.dual_probe = report.dual_probe
     status.dual_reverted = min(report.dual_reverted, 2**32 - 1)
     status.dual_expired = min(report.dual_expired, 2**32 - 1)
+    status.bytes_sent = report.bytes_sent
+    status.bytes_per_second = 0.0 if math.isnan(report.bytes_per_second) else report.bytes_per_second
     return status
 
 

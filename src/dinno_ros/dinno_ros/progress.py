@@ -18,7 +18,7 @@ from rich.text import Text
 from dinno_core.checkpoint import json_safe
 
 HISTORY_FIELDS = ("time", "round", "training_loss", "neighbour_distance", "rho", "round_rate",
-                  "messages_dropped", "neighbours_heard")
+                  "messages_dropped", "neighbours_heard", "bytes_per_second")
 MAX_HISTORY = 100_000
 """Status messages kept per robot (a robot running forever would otherwise grow without bound)."""
 
@@ -49,6 +49,7 @@ class RobotProgress:
     round_rate: float = math.nan
     neighbours_heard: tuple[str, ...] = ()
     messages_dropped: int = 0
+    bytes_per_second: float = math.nan
     last_seen: float | None = None
     history: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in HISTORY_FIELDS})
 
@@ -72,7 +73,8 @@ class TeamProgress:
         return entry
 
     def update(self, robot: str, round_index: int, training_loss: float, neighbour_distance: float,
-               rho: float, round_rate: float, neighbours_heard: Iterable[str], messages_dropped: int) -> None:
+               rho: float, round_rate: float, neighbours_heard: Iterable[str], messages_dropped: int,
+               bytes_per_second: float = math.nan) -> None:
         """Record one status message of ``robot`` (ignored for ids outside the team)."""
         entry = self.robots.get(robot)
         if entry is None:
@@ -86,6 +88,7 @@ class TeamProgress:
         entry.round_rate = _number(round_rate)
         entry.neighbours_heard = tuple(neighbours_heard)
         entry.messages_dropped = int(messages_dropped)
+        entry.bytes_per_second = _number(bytes_per_second)
         entry.last_seen = now
         if entry.state == "starting":
             entry.state = "running"
@@ -101,11 +104,13 @@ class TeamProgress:
         history["round_rate"].append(entry.round_rate)
         history["messages_dropped"].append(entry.messages_dropped)
         history["neighbours_heard"].append(len(entry.neighbours_heard))
+        history["bytes_per_second"].append(entry.bytes_per_second)
 
     def update_from_message(self, message: Any) -> None:
         """Record a ``dinno_msgs/RobotStatus`` message."""
         self.update(message.robot, message.round, message.training_loss, message.neighbour_distance,
-                    message.rho, message.round_rate, list(message.neighbours_heard), message.messages_dropped)
+                    message.rho, message.round_rate, list(message.neighbours_heard), message.messages_dropped,
+                    message.bytes_per_second)
 
     def set_state(self, key: str, state: str, detail: str = "") -> None:
         entry = self._entry(key)
@@ -127,7 +132,7 @@ class TeamProgress:
         table = Table(title=f"{title}  ({elapsed:.0f} s)", title_justify="left")
         for name, justify in [("robot", "left"), ("state", "left"), ("round", "right"),
                               ("loss", "right"), ("neighbour dist", "right"), ("rho", "right"),
-                              ("rounds/s", "right"), ("heard", "right"), ("dropped", "right"),
+                              ("rounds/s", "right"), ("sent kB/s", "right"), ("heard", "right"), ("dropped", "right"),
                               ("last status", "right")]:
             table.add_column(name, justify=justify)
         now = self.clock()
@@ -137,11 +142,11 @@ class TeamProgress:
                          style=_STATE_STYLE.get(entry.state, ""))
             table.add_row(entry.robot, state, self._round_text(entry), _format(entry.training_loss),
                           _format(entry.neighbour_distance), _format(entry.rho), _format(entry.round_rate, ".2f"),
-                          str(len(entry.neighbours_heard)), str(entry.messages_dropped), age)
+                          _format(entry.bytes_per_second / 1e3, ".1f"), str(len(entry.neighbours_heard)), str(entry.messages_dropped), age)
         for entry in self.extra.values():
             state = Text(entry.state + (f" ({entry.detail})" if entry.detail else ""),
                          style=_STATE_STYLE.get(entry.state, ""))
-            table.add_row(entry.robot, state, *[""] * 8)
+            table.add_row(entry.robot, state, *[""] * 9)
         return table
 
     def summary_line(self) -> str:

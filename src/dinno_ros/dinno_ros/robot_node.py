@@ -53,7 +53,7 @@ from std_msgs.msg import Float32
 from dinno_msgs.msg import RobotStatus, WeightUpdate
 from dinno_ros.map_output import MapPublisher
 from dinno_ros.dds_profile import use_default_profile
-from dinno_ros.monitoring import BytesSent, diagnose, diagnostics_message, status_message
+from dinno_ros.monitoring import diagnose, diagnostics_message, status_message
 from dinno_ros.node_main import hold_signals_while_saving, init_node, spin_until, tear_down
 from dinno_ros.node_parameters import declare_specs, parameter_overrides
 from dinno_ros.parameters import robot_parameters, validate_robot
@@ -81,7 +81,6 @@ class RobotNode(Node):
                                     log=self.get_logger())
         self.map_publisher = MapPublisher.for_node(self, self.trainer, options)
         self._encoding = ENCODINGS[options.encoding]
-        self._bytes_sent = BytesSent(time.monotonic())
         self._stop = threading.Event()
         self.done = threading.Event()
         self.failed: BaseException | None = None
@@ -160,13 +159,13 @@ class RobotNode(Node):
 
     # ------------------------------------------------------------------ outgoing (training thread)
 
-    def _publish_weights(self, values: Any, round_index: int, degree: int) -> None:
-        """The trainer's ``publish`` port (raises EncodingError: the trainer counts it)."""
+    def _publish_weights(self, values: Any, round_index: int, degree: int) -> int:
+        """The trainer's ``publish`` port: the payload bytes sent (raises EncodingError: the trainer counts it)."""
         msg = to_message(values, sender=self.settings.robot_id, round_index=round_index,
                          fingerprint=self.trainer.fingerprint, degree=degree, encoding=self._encoding,
                          stamp=self.get_clock().now().to_msg(), **self.trainer.wire_fields(round_index))
         self.weights_pub.publish(msg)
-        self._bytes_sent.add(len(msg.payload))
+        return len(msg.payload)
 
     def _on_round(self, report: RoundReport) -> None:
         for publisher, value in ((self.loss_pub, report.training_loss), (self.distance_pub, report.neighbour_distance),
@@ -178,7 +177,6 @@ class RobotNode(Node):
 
     def _publish_diagnostics(self) -> None:
         snapshot, extra = self.trainer.diagnostics()
-        extra.update(self._bytes_sent.values(time.monotonic()))
         diagnosis = diagnose(snapshot, time.monotonic(), round_rate=self.trainer.round_rate, extra=extra)
         self.diagnostics_pub.publish(diagnostics_message(diagnosis, self.settings.robot_id,
                                                          self.get_clock().now().to_msg()))

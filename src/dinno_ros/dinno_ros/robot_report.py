@@ -41,6 +41,10 @@ class RoundReport:
     """``<p_i, u>`` (DiNNO): the team's sum is zero while the edge duals cancel."""
     dual_reverted: int = 0
     dual_expired: int = 0
+    bytes_sent: int = 0
+    """Weight payload bytes published so far."""
+    bytes_per_second: float = float("nan")
+    """Payload bytes per second over the last 10 s."""
 
 
 @dataclass
@@ -67,7 +71,8 @@ class TrainerState:
 
 def results_document(settings: RobotSettings, snap: ExchangeSnapshot, state: TrainerState, theta: np.ndarray,
                      rounds_done: int, *, fingerprint: int, resumed_from: int | None,
-                     dual: tuple[float, int, int], data: dict[str, Any], started_unix: float) -> dict[str, Any]:
+                     dual: tuple[float, int, int], data: dict[str, Any], started_unix: float,
+                     bytes_sent: int = 0) -> dict[str, Any]:
     """The robot's results: identity, rounds, counters, link health, last metrics, final weights
     ``theta [n]`` (inline up to :data:`INLINE_WEIGHTS_MAX` values)."""
     report = state.last_report
@@ -81,6 +86,10 @@ def results_document(settings: RobotSettings, snap: ExchangeSnapshot, state: Tra
         "not_sent_non_finite": state.not_sent_non_finite,
         "catch_ups": [vars(c) for c in state.catch_ups],
         "drops": snap.drops, "messages_dropped": sum(snap.drops.values()),
+        "bytes_sent": bytes_sent,
+        "bytes_sent_per_second": None if state.training_started is None or state.last_step_at is None
+        or state.last_step_at <= state.training_started
+        else bytes_sent / (state.last_step_at - state.training_started),
         "dual": dict(zip(("probe", "reverted", "expired"), dual)),
         "duplicate_ids": sorted(name for name, link in snap.links.items() if link.duplicate),
         "accepted": snap.accepted, "superseded": snap.superseded,

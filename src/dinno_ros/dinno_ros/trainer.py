@@ -11,8 +11,8 @@ No update rule is re-implemented here. Round rules (stale, early, timeout, catch
 
 The trainer is the ROS node's only partner: the node hands it what arrives (:meth:`receive_weights`,
 :meth:`add_scan`, :meth:`add_odometry`...) and gets what to send through the two ports given to the
-constructor, ``publish(values [m, n], round, degree)`` (an ``EncodingError`` there counts the
-weights as not sent) and ``on_round(report)``; it never calls anything else of the node.
+constructor, ``publish(values [m, n], round, degree)`` (returns the payload bytes it sent; an
+``EncodingError`` there counts the weights as not sent) and ``on_round(report)``; it never calls anything else of the node.
 """
 
 from __future__ import annotations
@@ -48,19 +48,21 @@ from dinno_core.team import TeamData
 from dinno_ros.data_sources import DataSource, ScanGeometry, default_data_source, planar_pose
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.message_auth import TeamKey
+from dinno_ros.monitoring import BytesSent
 from dinno_ros.robot_report import CatchUp, RoundReport, TrainerState, diagnostic_values, results_document
 from dinno_ros.robot_settings import RobotSettings
 from dinno_ros.update_guard import GuardLimits, UpdateGuard
 from dinno_ros.weights_codec import EncodingError
 
 class RobotTrainer:
-    """The round loop of one robot. ``publish(values [m, n], round, degree)`` sends weights;
+    """The round loop of one robot. ``publish(values [m, n], round, degree)`` sends weights (and
+    returns the payload bytes sent);
     ``on_round(report)`` gets every stepped round. With ``communication_radius`` the expected
     neighbours are the teammates within range (:func:`dinno_core.graphs.disk_graph` over the
     poses given to :meth:`add_odometry`), re-evaluated before every round."""
 
     def __init__(self, settings: RobotSettings,
-                 publish: Callable[[Tensor, int, int], None] = lambda values, round_index, degree: None,
+                 publish: Callable[[Tensor, int, int], int | None] = lambda values, round_index, degree: None,
                  on_round: Callable[[RoundReport], None] = lambda report: None,
                  make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
                  log: Any = None) -> None:
@@ -93,6 +95,8 @@ class RobotTrainer:
         self.started_unix = time.time()
         self._rate = float("nan")
         self._last_step: float | None = None
+        self.bytes_sent = BytesSent(time.monotonic())
+        """Weight payload bytes published (what ``publish`` returned), and their recent rate."""
         self._lock = threading.Lock()  # guards algorithm state between the training thread and saves
         if settings.resume:
             self._resume()
@@ -205,7 +209,9 @@ class RobotTrainer:
 
     def diagnostics(self) -> tuple[ExchangeSnapshot, dict[str, Any]]:
         """The exchange's counters and the trainer's own values, for ``/diagnostics``."""
-        return self.exchange.snapshot(), diagnostic_values(self.state, self.source.stats())
+        values = diagnostic_values(self.state, self.source.stats())
+        values.update(bytes_sent=self.bytes_sent.total, bytes_sent_per_second=self.bytes_sent.rate(time.monotonic()))
+        return self.exchange.snapshot(), values
 
     @property
     def round_rate(self) -> float:
@@ -326,10 +332,13 @@ class RobotTrainer:
             self.log.error(f"round {self.algorithm.round}: own weights are not finite, not sending them")
             return
         try:
-            self._publish(values, self.algorithm.round, len(self.exchange.expected))
+            sent = self._publish(values, self.algorithm.round, len(self.exchange.expected))
         except EncodingError as error:
             self.state.not_sent_non_finite += 1
             self.log.error(f"round {self.algorithm.round}: not sending weights: {error}")
+            return
+        if sent:
+            self.bytes_sent.add(sent, time.monotonic())
 
     def _inbox(self, inputs: RoundInputs) -> Inbox:
         """One slot per expected neighbour (absent ones masked), with its team index and its newest
@@ -398,6 +407,7 @@ class RobotTrainer:
             messages_dropped=self.exchange.total_dropped,
         )
         report.dual_probe, report.dual_reverted, report.dual_expired = self.dual_monitor()
+        report.bytes_sent, report.bytes_per_second = self.bytes_sent.total, self.bytes_sent.rate(now)
         self.state.last_report = report
         self._on_round(report)
 
@@ -429,7 +439,7 @@ class RobotTrainer:
         return results_document(
             self.settings, self.exchange.snapshot(), self.state, theta, rounds_done, fingerprint=self.fingerprint,
             resumed_from=self.resumed_from, dual=self.dual_monitor(), data=self.source.stats(),
-            started_unix=self.started_unix)
+            started_unix=self.started_unix, bytes_sent=self.bytes_sent.total)
 
     def write_results(self) -> str | None:
         path = self.settings.results_path

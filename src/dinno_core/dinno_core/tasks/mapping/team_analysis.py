@@ -233,6 +233,8 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
             "scans_malformed": data.get("scans_malformed"),
             "scans_without_pose": data.get("scans_without_pose"),
             "scans_empty": data.get("scans_empty"),
+            "bytes_sent": results[robot].get("bytes_sent"),
+            "bytes_sent_per_second": results[robot].get("bytes_sent_per_second"),
             "team": {m: json_safe(float(team_metrics_all[m][k])) for m in team_metrics_all},
         }
         if team_unseen is not None:
@@ -258,6 +260,7 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
                      "processes": {k: v.get("state") for k, v in (team.get("processes") or {}).items()},
                      "rounds_done": dict(zip(robot_ids, rounds_done))},
         "agreement": agreement(theta, team_maps, evaluator.task.grid.known),
+        "radio": radio_use(results, robot_ids),
         "metric_notes": {
             "validation_loss": "mean binary cross-entropy on the points of the validation scans (lower is "
                                "better; x25 = the paper's sum over 25 batches)",
@@ -295,6 +298,20 @@ def analyse(config: Any, out_dir: Path, team: dict[str, Any], epoch_wall: float 
                         "trace": trace_path.name if trace_path.is_file() else None}
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def radio_use(results: dict[str, dict[str, Any]], robot_ids: list[str]) -> dict[str, Any]:
+    """Weight payload bytes the robots put on the radio (from their results files)."""
+    sent = {r: results[r].get("bytes_sent") for r in robot_ids if results[r].get("bytes_sent") is not None}
+    rates = [results[r].get("bytes_sent_per_second") for r in robot_ids]
+    per_round = [sent[r] / max(int(results[r].get("rounds_done") or 0), 1) for r in sent]
+    return {
+        "bytes_sent": sum(sent.values()) if sent else None,
+        "team_bytes_per_second": sum(v for v in rates if v is not None) if any(v is not None for v in rates) else None,
+        "mean_bytes_per_round_per_robot": float(np.mean(per_round)) if per_round else None,
+        "note": "weight payload bytes published (headers and DDS overhead not counted); per second over "
+                "each robot's training time, summed over the team",
+    }
 
 
 TRACKING_SETTLE = 5.0
