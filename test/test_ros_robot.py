@@ -311,7 +311,7 @@ def test_odometry_interpolation_and_mapping_window():
     from dinno_core.tasks.mapping.raycast import LidarSpec
     from dinno_core.tasks.mapping.scan_points import BeamSampling
 
-    from dinno_ros.data_sources import MappingDataSource, OdometryBuffer, yaw_from_quaternion
+    from dinno_ros.data_sources import SCAN_HOLD, MappingDataSource, OdometryBuffer, yaw_from_quaternion
 
     odometry = OdometryBuffer(max_extrapolation=0.1)
     odometry.add(1.0, 0.0, 0.0, math.pi - 0.1)
@@ -324,16 +324,29 @@ def test_odometry_interpolation_and_mapping_window():
     spec = LidarSpec(num_beams=8, range_max=5.0)
     source = MappingDataSource(spec, BeamSampling(samples_per_beam=4), window_scans=3, seed=0)
     assert not source.ready()
-    assert not source.add_scan(0.5, np.full(8, 2.0))  # no pose yet
-    source.add_odometry(0.0, 1.0, 1.0, 0.0)
-    source.add_odometry(1.0, 1.0, 1.0, 0.0)
+    assert source.add_scan(0.5, np.full(8, 2.0))  # before any pose: it waits for the pose at 0.5
+    assert source.stats()["scans_waiting_for_pose"] == 1 and not source.ready()
+    source.add_odometry(0.0, 1.0, 1.0, 0.0)  # not yet covering 0.5
+    assert source.stats()["scans_used"] == 0
+    source.add_odometry(1.0, 1.0, 1.0, 0.0)  # now it is: the waiting scan is used
+    assert source.stats()["scans_used"] == 1 and source.stats()["scans_waiting_for_pose"] == 0
+    assert not source.add_scan(-5.0, np.full(8, 2.0))  # long before the first pose: none at its stamp
     assert not source.add_scan(0.5, np.full(7, 2.0))  # wrong beam count: malformed
-    for _ in range(4):
+    for _ in range(3):
         assert source.add_scan(0.5, np.full(8, 2.0))
     assert not source.add_scan(0.5, np.full(8, np.nan))  # no usable beam: skipped, no window slot
     assert not source.add_scan(0.5, np.full(8, -np.inf))
     stats = source.stats()
     assert (stats["scans_used"], stats["scans_malformed"], stats["scans_without_pose"], stats["scans_empty"]) == (4, 1, 1, 2)
+    # Odometry that stops: scans newer than it wait SCAN_HOLD seconds (of newer scans), then are
+    # given the newest pose if within max_extrapolation, else counted without a pose.
+    assert source.add_scan(1.05, np.full(8, 2.0)) and source.add_scan(1.5, np.full(8, 2.0))
+    assert source.stats()["scans_waiting_for_pose"] == 2
+    assert source.add_scan(1.05 + SCAN_HOLD + 0.01, np.full(8, 2.0))  # 1.05 gives up: 0.05 s after the pose
+    assert source.stats()["scans_used"] == 5 and source.stats()["scans_waiting_for_pose"] == 2
+    assert source.add_scan(1.5 + SCAN_HOLD + 0.01, np.full(8, 2.0))  # 1.5 gives up: 0.5 s, too far
+    stats = source.stats()
+    assert (stats["scans_used"], stats["scans_without_pose"], stats["scans_waiting_for_pose"]) == (5, 2, 2)
     assert stats["window_scans"] == 3 and source.ready()
     points, labels = source.local_data.sample(64, torch.Generator().manual_seed(0))
     assert points.shape == (64, 2) and set(labels.unique().tolist()) <= {0.0, 1.0}

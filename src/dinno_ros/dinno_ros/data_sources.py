@@ -13,7 +13,10 @@ topics a source needs and forwards the messages' contents.
   scan is the robot's pose in the map frame interpolated at the scan's stamp; malformed scans,
   scans with inconsistent metadata, scans from another frame, scans without a pose and scans
   with no usable beam (all NaN, or all closer than range_min) are skipped and counted, so they
-  never take a slot of the sliding window.
+  never take a slot of the sliding window. A scan that arrives before the pose covering its
+  stamp (drivers publish scans and odometry independently) waits for it, like a tf2 message
+  filter: it is used once a pose at or after its stamp arrives, and counted without a pose if
+  none arrived within :data:`SCAN_HOLD` seconds of newer scans.
 
 The shared world frame on real robots (:class:`FrameSettings`):
 
@@ -40,6 +43,7 @@ import bisect
 import math
 import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -104,6 +108,12 @@ class StaticDataSource(DataSource):
         return {"kind": "static", "samples": size}
 
 
+SCAN_HOLD = 1.0
+"""Seconds (of scan stamps) a scan waits for the pose covering its stamp."""
+MAX_HELD_SCANS = 64
+"""Scans waiting for their pose at most (older ones are given up first)."""
+
+
 class OdometryBuffer:
     """Recent poses ``(t, x, y, yaw)``; :meth:`pose_at` interpolates at a scan's stamp."""
 
@@ -119,6 +129,11 @@ class OdometryBuffer:
         self._poses.insert(index, (x, y, yaw))
         if len(self._times) > self.capacity:
             del self._times[0], self._poses[0]
+
+    @property
+    def latest(self) -> float | None:
+        """Stamp of the newest pose, None while empty."""
+        return self._times[-1] if self._times else None
 
     def pose_at(self, stamp: float) -> tuple[float, float, float] | None:
         """Linear interpolation (yaw along the shorter arc); the nearest end pose up to
@@ -258,6 +273,8 @@ class MappingDataSource(DataSource):
         self.scans_inconsistent = 0
         self.scans_wrong_frame = 0
         self.poses_rejected = 0
+        self._held: deque[tuple[float, np.ndarray, ScanGeometry | None]] = deque()
+        """Scans (stamp, ranges, geometry) waiting for the pose covering their stamp, oldest first."""
 
     @classmethod
     def for_task(cls, task: Any, seed: int, frames: FrameSettings | None = None) -> MappingDataSource:
@@ -289,6 +306,12 @@ class MappingDataSource(DataSource):
             pose = compose(self.frames.initial_pose, pose)
         with self.lock:
             self.odometry.add(stamp, *pose)
+            latest = self.odometry.latest
+            ready = []
+            while self._held and latest is not None and self._held[0][0] <= latest:
+                ready.append(self._held.popleft())
+        for held_stamp, ranges, geometry in ready:
+            self._use_with_pose(held_stamp, ranges, geometry)
 
     def add_pose(self, stamp: float, x: float, y: float, qx: float, qy: float, qz: float, qw: float) -> bool:
         """A pose message's position and (any-norm) quaternion; False if rejected (and counted)."""
@@ -324,14 +347,13 @@ class MappingDataSource(DataSource):
     def add_scan(self, stamp: float, ranges: np.ndarray, geometry: ScanGeometry | None = None,
                  frame_id: str | None = None, sensor_pose: tuple[tuple[float, float, float], bool] | None = None,
                  ) -> bool:
-        """Turn one scan into points and append them; False if it was skipped (and counted).
+        """Turn one scan into points and append them; False if it was skipped (and counted). A
+        scan newer than the newest pose waits for it (True; see :data:`SCAN_HOLD`).
 
         ``geometry``: the scan's own beam geometry (default: the task's lidar). ``frame_id``:
         checked against ``frames.lidar_frame``. ``sensor_pose``: ``((x, y, yaw), flipped)`` of
         the lidar in the map frame at ``stamp`` (the tf source; None: no transform found).
         """
-        from dinno_core.tasks.mapping.scan_points import MalformedScan, scan_to_points
-
         frames = self.frames
         if frames.lidar_frame and frame_id is not None and frame_id != frames.lidar_frame:
             with self.lock:
@@ -347,16 +369,38 @@ class MappingDataSource(DataSource):
                 self.scans_malformed += 1
             return False
         if frames.pose_source == "tf":
-            pose, mirrored = sensor_pose if sensor_pose is not None else (None, False)
-        else:
-            with self.lock:
-                base = self.odometry.pose_at(stamp)
-            pose = None if base is None else compose(base, frames.mount)
-            mirrored = frames.upside_down
-        if pose is None:
+            if sensor_pose is None:
+                with self.lock:
+                    self.scans_without_pose += 1
+                return False
+            return self._use(ranges, geometry, *sensor_pose)
+        expired = []
+        with self.lock:
+            latest = self.odometry.latest
+            waits = latest is None or stamp > latest
+            if waits:  # for the pose covering its stamp (add_odometry uses it then)
+                self._held.append((stamp, ranges, geometry))
+                while len(self._held) > MAX_HELD_SCANS or self._held[0][0] < stamp - SCAN_HOLD:
+                    expired.append(self._held.popleft())
+        for old in expired:  # gave up waiting: the nearest pose if it is close enough, else counted
+            self._use_with_pose(*old)
+        return True if waits else self._use_with_pose(stamp, ranges, geometry)
+
+    def _use_with_pose(self, stamp: float, ranges: np.ndarray, geometry: ScanGeometry | None) -> bool:
+        """A scan with its base pose interpolated at its stamp (odometry / pose topic) + the mount."""
+        with self.lock:
+            base = self.odometry.pose_at(stamp)
+        if base is None:
             with self.lock:
                 self.scans_without_pose += 1
             return False
+        return self._use(ranges, geometry, compose(base, self.frames.mount), self.frames.upside_down)
+
+    def _use(self, ranges: np.ndarray, geometry: ScanGeometry | None, pose: tuple[float, float, float],
+             mirrored: bool) -> bool:
+        """Points and labels of one scan taken at the lidar ``pose`` (map frame) → the window."""
+        from dinno_core.tasks.mapping.scan_points import MalformedScan, scan_to_points
+
         spec = self.spec
         if geometry is not None or mirrored:
             geometry = geometry or ScanGeometry(spec.angle_min, spec.angle_increment, spec.range_min, spec.range_max)
@@ -384,6 +428,7 @@ class MappingDataSource(DataSource):
                     "scans_without_pose": self.scans_without_pose, "scans_empty": self.scans_empty,
                     "scans_inconsistent": self.scans_inconsistent, "scans_wrong_frame": self.scans_wrong_frame,
                     "poses_rejected": self.poses_rejected, "pose_source": self.frames.pose_source,
+                    "scans_waiting_for_pose": len(self._held),
                     "window_scans": self.window.num_scans,
                     "window_points": len(self.window)}
 
