@@ -21,10 +21,15 @@ and counts it under that reason (globally and, for teammates, per link):
 5. ``duplicate_sender``: a process session of this sender that was already replaced by a newer
    one speaks again: two processes run with the same robot id (reported; see
    :attr:`LinkStats.duplicate`). A restart replaces the session once and never goes back.
-6. ``stale``: the round is earlier than ours; it can never be used.
-7. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
-8. ``non_finite``: a NaN or Inf value.
-9. ``out_of_bounds``: the weights fail the bounded-change check (:mod:`dinno_ros.update_guard`).
+6. ``non_finite``: a NaN or Inf value.
+7. ``out_of_bounds``: the weights fail the bounded-change check (:mod:`dinno_ros.update_guard`).
+8. ``stale``: the round is earlier than ours; it can never be used.
+9. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
+
+What a message *is* (sender, tag, model, shape, values) is judged before *when* it came (its
+round against ours, which depends on arrival timing): a teammate's poisoned weights are counted
+``out_of_bounds`` whatever round they are tagged with, never ``stale`` by the luck of timing. A
+message dropped for its timing does not become the sender's bounded-change history.
 
 Storage: per neighbour at most two messages are held: its message for the current round ``k``
 and the *newest* message for a later round (a newer later-round message replaces an older one,
@@ -187,23 +192,25 @@ class RoundExchange:
                 return DropReason.DUPLICATE_SENDER, (f"session {session:#x} of {sender!r} was replaced by "
                                                      f"{link.session:#x}: two processes use this robot id")
             link.last_heard = now
-            current = self._round
-        if round_index < current:
-            return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
-        if round_index > current + self.max_round_lead:
-            return self._drop(sender, DropReason.ABSURD_ROUND,
-                              f"round {round_index} > current {current} + max_round_lead {self.max_round_lead}")
+            restarted = link.session not in (None, session)
+        # What a message says is judged before when it came: a poisoned message is counted
+        # out_of_bounds whatever round it is tagged with and whatever round we are in.
         values = decode_values(msg.payload, self.num_vectors, self.num_params, int(msg.encoding))
         if not np.isfinite(values).all():
             return self._drop(sender, DropReason.NON_FINITE, f"round {round_index} has NaN/Inf values")
-        with self._condition:
-            restarted = self._links[sender].session not in (None, session)
         if restarted and self.guard is not None:
             self.guard.forget(sender)  # a restarted process may be far from where it was
         if self.guard is not None:
             problem = self.guard.check(sender, values[0])
             if problem:
                 return self._drop(sender, DropReason.OUT_OF_BOUNDS, f"round {round_index}: {problem}")
+        with self._condition:
+            current = self._round
+        if round_index < current:
+            return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
+        if round_index > current + self.max_round_lead:
+            return self._drop(sender, DropReason.ABSURD_ROUND,
+                              f"round {round_index} > current {current} + max_round_lead {self.max_round_lead}")
         ack = self._ack_for_me(msg, round_index)
         item = Received(sender, round_index, values, int(msg.degree), now)
         with self._condition:
@@ -222,6 +229,8 @@ class RoundExchange:
                         del held[r]
                         self._superseded += 1
             held[round_index] = item
+            if self.guard is not None:
+                self.guard.remember(sender, values[0])
             link = self._links[sender]
             if link.session not in (None, session):
                 link.retired_sessions.add(link.session)
