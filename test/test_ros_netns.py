@@ -151,10 +151,12 @@ def test_a_cut_off_robot_costs_its_neighbours_one_timeout_and_the_others_none(tm
     # only after that timeout and their step: they keep waiting, because robot_1 / robot_4 signal
     # that they are alive and still in the earlier round (dinno_ros.round_waiting), so they never
     # time out. Before the signals, they raced the waiting neighbour and sometimes timed out too.
-    # (robot_0 itself times out on its neighbours as it is cut, and its rejoin is not what the
-    # issue asks about: reported above, not asserted.)
     assert timeouts["robot_2"] == 0 and timeouts["robot_3"] == 0, summary(results)
     assert timeouts["robot_1"] == 1 and timeouts["robot_4"] == 1, summary(results)
+    # robot_0 itself loses each neighbour once: one timeout if the cut came between two rounds,
+    # two if it had one neighbour's weights of its round already (then the other is missing in
+    # that round and the first in the next). Rejoining costs nobody a timeout (a catch-up).
+    assert 1 <= timeouts["robot_0"] <= 2, summary(results)
     assert results["robot_1"]["links"]["robot_0"]["missed"] >= 3  # it did miss robot_0's rounds
     assert results["robot_4"]["links"]["robot_0"]["missed"] >= 3
 
