@@ -112,6 +112,33 @@ def test_absurd_but_finite_weights_are_dropped_and_counted():
     assert ex.snapshot().drops["out_of_bounds"] == 1
 
 
+def test_poisoned_weights_count_out_of_bounds_whatever_their_round():
+    """The reason does not depend on timing: content (tag, bounds) is judged before the round."""
+    guard = UpdateGuard(GuardLimits(max_distance=10.0, max_step=10.0, scale=1.0))
+    ex = exchange(guard=guard)
+    guard.set_reference(np.full(N, 0.5))
+    ex.begin_round(5)
+    for round_index in (4, 5, 6, 5 + 11):  # stale, current, early, absurdly early
+        reason, _ = ex.receive(packet(round_index=round_index, value=0.5e6), via="b")
+        assert reason is DropReason.OUT_OF_BOUNDS, round_index
+    reason, _ = ex.receive(packet(round_index=4, value=0.6), via="b")  # bounded but late: stale
+    assert reason is DropReason.STALE
+    assert ex.snapshot().drops["out_of_bounds"] == 4 and ex.snapshot().drops["stale"] == 1
+
+
+def test_a_message_dropped_for_its_round_is_not_the_senders_history():
+    guard = UpdateGuard(GuardLimits(max_distance=1e9, max_step=1.0, scale=0.1))
+    ex = exchange(guard=guard)
+    guard.set_reference(np.zeros(N))
+    assert ex.receive(packet(round_index=0, value=1.0), via="b") is None
+    ex.begin_round(2)
+    assert ex.receive(packet(round_index=1, value=2.0), via="b")[0] is DropReason.STALE  # within the step bound
+    # Had the stale 2.0 become b's history, 3.0 would be within the step bound; from 1.0 it is not.
+    reason, detail = ex.receive(packet(round_index=2, value=3.0), via="b")
+    assert reason is DropReason.OUT_OF_BOUNDS and "max_weight_step" in detail
+    assert ex.receive(packet(round_index=2, value=1.5), via="b") is None
+
+
 def test_guard_limits_are_checked():
     with pytest.raises(ValueError, match="max_distance must be > 0"):
         GuardLimits(max_distance=0.0)

@@ -127,9 +127,9 @@ def test_node_parameters_have_descriptions_and_build_the_settings(ros_context, t
             assert descriptor.description, name
         assert "one of" in node.describe_parameter("algorithm.lr.kind").additional_constraints
         topics = {name for name, _ in node.get_publisher_names_and_types_by_node(node.get_name(), "/robot_0")}
-        assert {"/robot_0/dinno/weights", "/robot_0/dinno/status", "/robot_0/dinno/neighbour_distance",
-                "/robot_0/dinno/rho", "/robot_0/dinno/round_rate", "/robot_0/dinno/training_loss",
-                "/diagnostics"} <= topics
+        assert {"/robot_0/dinno/weights", "/robot_0/dinno/waiting", "/robot_0/dinno/status",
+                "/robot_0/dinno/neighbour_distance", "/robot_0/dinno/rho", "/robot_0/dinno/round_rate",
+                "/robot_0/dinno/training_loss", "/diagnostics"} <= topics
     finally:
         node.destroy_node()
 
@@ -452,7 +452,7 @@ def test_communication_radius_node_subscribes_to_every_teammate(ros_context):
     try:
         assert node.trainer.needs_poses
         subscribed = {name for name, _ in node.get_subscriber_names_and_types_by_node(node.get_name(), "/robot_0")}
-        assert {"/robot_1/dinno/weights", "/robot_2/dinno/weights", "/robot_1/odom", "/robot_2/odom",
-                "/robot_0/odom"} <= subscribed
+        assert {"/robot_1/dinno/weights", "/robot_2/dinno/weights", "/robot_1/dinno/waiting",
+                "/robot_2/dinno/waiting", "/robot_1/odom", "/robot_2/odom", "/robot_0/odom"} <= subscribed
     finally:
         node.destroy_node()

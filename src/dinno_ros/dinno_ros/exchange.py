@@ -21,10 +21,15 @@ and counts it under that reason (globally and, for teammates, per link):
 5. ``duplicate_sender``: a process session of this sender that was already replaced by a newer
    one speaks again: two processes run with the same robot id (reported; see
    :attr:`LinkStats.duplicate`). A restart replaces the session once and never goes back.
-6. ``stale``: the round is earlier than ours; it can never be used.
-7. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
-8. ``non_finite``: a NaN or Inf value.
-9. ``out_of_bounds``: the weights fail the bounded-change check (:mod:`dinno_ros.update_guard`).
+6. ``non_finite``: a NaN or Inf value.
+7. ``out_of_bounds``: the weights fail the bounded-change check (:mod:`dinno_ros.update_guard`).
+8. ``stale``: the round is earlier than ours; it can never be used.
+9. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
+
+What a message *is* (sender, tag, model, shape, values) is judged before *when* it came (its
+round against ours, which depends on arrival timing): a teammate's poisoned weights are counted
+``out_of_bounds`` whatever round they are tagged with, never ``stale`` by the luck of timing. A
+message dropped for its timing does not become the sender's bounded-change history.
 
 Storage: per neighbour at most two messages are held: its message for the current round ``k``
 and the *newest* message for a later round (a newer later-round message replaces an older one,
@@ -37,7 +42,11 @@ teammates in communication range) either delivered its round-``k`` message or is
 ``round_timeout`` has passed. A neighbour that missed ``absent_after`` rounds in a row is
 *absent*: not waited for (its round-``k`` message is still used if it is there) until it speaks
 again, so a cut-off robot costs its neighbours ``absent_after`` timeouts, not one per round, and
-the rest of the team nothing. The robot then steps with the round-``k`` messages it has; the
+the rest of the team nothing: a waiting robot signals its neighbours that it is alive and still
+in its round (``RoundWaiting``, :meth:`receive_waiting`), and a robot in a later round keeps
+waiting past ``round_timeout`` for a neighbour that does so, up to ``LONGEST_WAIT *
+round_timeout`` (:mod:`dinno_ros.round_waiting` has the rule and why it cannot hang); a silent
+neighbour is given up at ``round_timeout``. The robot then steps with the round-``k`` messages it has; the
 missing neighbours are simply absent from the Inbox: in DiNNO an absent neighbour contributes
 no dual/penalty term, in DSGD/DSGT no mixing weight, which is a time-varying graph.
 
@@ -73,6 +82,7 @@ import numpy as np
 
 from dinno_core.algorithms.dual_ledger import ACK_BITS
 from dinno_ros.message_auth import TeamKey
+from dinno_ros.round_waiting import BEAT_EVERY, FRESH_FOR, BeatClock, RoundWait, WaitingSignals
 from dinno_ros.update_guard import UpdateGuard
 from dinno_ros.ros_names import check_member, check_neighbours, check_team
 from dinno_ros.exchange_records import DropReason, ExchangeSnapshot, LinkStats, Received, RoundInputs
@@ -125,6 +135,7 @@ class RoundExchange:
         self._bits_round = int(start_round) - 1
         self._first_round = int(start_round)
         self._acks_from: dict[str, tuple[int, int, int]] = {}
+        self._signals = WaitingSignals()
         self.set_neighbours(neighbours)
 
     # ------------------------------------------------------------------ configuration
@@ -180,30 +191,27 @@ class RoundExchange:
         with self._condition:
             link = self._links[sender]
             if session in link.retired_sessions:
-                if not link.duplicate:
-                    link.duplicate = True
-                self._drops[DropReason.DUPLICATE_SENDER.value] += 1
-                link.drops[DropReason.DUPLICATE_SENDER.value] += 1
-                return DropReason.DUPLICATE_SENDER, (f"session {session:#x} of {sender!r} was replaced by "
-                                                     f"{link.session:#x}: two processes use this robot id")
+                return self._duplicate(sender, session)
             link.last_heard = now
-            current = self._round
-        if round_index < current:
-            return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
-        if round_index > current + self.max_round_lead:
-            return self._drop(sender, DropReason.ABSURD_ROUND,
-                              f"round {round_index} > current {current} + max_round_lead {self.max_round_lead}")
+            restarted = link.session not in (None, session)
+        # What a message says is judged before when it came: a poisoned message is counted
+        # out_of_bounds whatever round it is tagged with and whatever round we are in.
         values = decode_values(msg.payload, self.num_vectors, self.num_params, int(msg.encoding))
         if not np.isfinite(values).all():
             return self._drop(sender, DropReason.NON_FINITE, f"round {round_index} has NaN/Inf values")
-        with self._condition:
-            restarted = self._links[sender].session not in (None, session)
         if restarted and self.guard is not None:
             self.guard.forget(sender)  # a restarted process may be far from where it was
         if self.guard is not None:
             problem = self.guard.check(sender, values[0])
             if problem:
                 return self._drop(sender, DropReason.OUT_OF_BOUNDS, f"round {round_index}: {problem}")
+        with self._condition:
+            current = self._round
+        if round_index < current:
+            return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
+        if round_index > current + self.max_round_lead:
+            return self._drop(sender, DropReason.ABSURD_ROUND,
+                              f"round {round_index} > current {current} + max_round_lead {self.max_round_lead}")
         ack = self._ack_for_me(msg, round_index)
         item = Received(sender, round_index, values, int(msg.degree), now)
         with self._condition:
@@ -222,6 +230,8 @@ class RoundExchange:
                         del held[r]
                         self._superseded += 1
             held[round_index] = item
+            if self.guard is not None:
+                self.guard.remember(sender, values[0])
             link = self._links[sender]
             if link.session not in (None, session):
                 link.retired_sessions.add(link.session)
@@ -234,6 +244,44 @@ class RoundExchange:
             self._accepted += 1
             self._condition.notify_all()
         return None
+
+    def receive_waiting(self, msg: Any, via: str | None = None) -> tuple[DropReason, str] | None:
+        """Validate and record one ``RoundWaiting`` signal ("``sender`` is alive and still waiting
+        in round ``msg.round``", :mod:`dinno_ros.round_waiting`). Checked like a weight message:
+        ``unknown_sender``, ``unauthenticated``, ``foreign_model``, ``duplicate_sender``, and
+        ``stale`` for a signal not newer than the last one of its session (replayed, reordered).
+        Returns ``None`` if it was kept, else ``(reason, detail)`` after counting the drop."""
+        now = self._clock()
+        sender = str(msg.sender)
+        if sender not in self._links or (via is not None and sender != via):
+            why = "is this robot" if sender == self.robot_id else (
+                f"arrived on {via}'s topic" if sender in self._links else "is not in the team")
+            return self._drop(None, DropReason.UNKNOWN_SENDER, f"waiting signal: sender {sender!r} {why}")
+        if self.key is not None and not self.key.verify_waiting(msg):
+            return self._drop(sender, DropReason.UNAUTHENTICATED, "waiting signal: missing or wrong HMAC tag")
+        if int(msg.fingerprint) != self.fingerprint:
+            return self._drop(sender, DropReason.FOREIGN_MODEL,
+                              f"waiting signal: fingerprint {int(msg.fingerprint):#x} != {self.fingerprint:#x}")
+        session = int(msg.session)
+        with self._condition:
+            link = self._links[sender]
+            if session in link.retired_sessions:
+                return self._duplicate(sender, session)
+            problem = self._signals.heard(sender, session, int(msg.beat), int(msg.round), now)
+            if problem is None:
+                link.last_heard = now
+                link.signals += 1
+                return None
+        return self._drop(sender, DropReason.STALE, f"waiting signal: {problem}")
+
+    def _duplicate(self, sender: str, session: int) -> tuple[DropReason, str]:
+        """Count a message of a replaced session of ``sender`` (lock held)."""
+        link = self._links[sender]
+        link.duplicate = True
+        self._drops[DropReason.DUPLICATE_SENDER.value] += 1
+        link.drops[DropReason.DUPLICATE_SENDER.value] += 1
+        return DropReason.DUPLICATE_SENDER, (f"session {session:#x} of {sender!r} was replaced by "
+                                             f"{link.session:#x}: two processes use this robot id")
 
     def _ack_for_me(self, msg: Any, round_index: int) -> tuple[int, int, int] | None:
         """The sender's acknowledgement of our rounds: ``(newest round covered, bits, span)``."""
@@ -284,25 +332,36 @@ class RoundExchange:
             return max(newest)
         return None
 
-    def _ready(self, expected: tuple[str, ...]) -> bool:
+    def _pending(self, expected: tuple[str, ...]) -> list[str]:
+        """The expected neighbours the current round still waits for (lock held)."""
         k = self._round
+        pending = []
         for j in expected:
             if self._links[j].absent:
                 continue
             held = self._held.get(j)
             if not held or (k not in held and max(held) <= k):
-                return False
-        return True
+                pending.append(j)
+        return pending
 
-    def wait_for_round(self, round_index: int, timeout: float) -> RoundInputs:
+    def wait_for_round(self, round_index: int, timeout: float,
+                       signal: Callable[[int], None] | None = None) -> RoundInputs:
         """Block until round ``round_index`` is ready, the timeout passes, or :meth:`close`.
 
-        Calls :meth:`begin_round` first. See the module docstring for the rules.
+        Calls :meth:`begin_round` first. See the module docstring for the rules. Past
+        ``timeout`` it keeps waiting only for neighbours that signal they are alive and still in
+        an earlier round, at most ``LONGEST_WAIT * timeout`` in all (:mod:`dinno_ros.round_waiting`).
+        ``signal(round_index)``, if given, is called (without the lock) every
+        ``BEAT_EVERY * timeout`` seconds while this robot waits and once when its wait times out:
+        the node sends its own "still waiting" signal there.
         """
         self.begin_round(round_index)
-        deadline = self._clock() + timeout
+        wait = RoundWait(self._clock(), timeout)
+        beats = BeatClock(wait.start, BEAT_EVERY * timeout if signal is not None else 0.0)
+        fresh = FRESH_FOR * timeout
         with self._condition:
             timed_out = False
+            waited_for: set[str] = set()
             while True:
                 expected = self._expected
                 if self._closed:
@@ -311,13 +370,27 @@ class RoundExchange:
                 if target is not None:
                     latest = {j: self._held[j][max(self._held[j])] for j in expected if self._held.get(j)}
                     return RoundInputs(round_index, {}, expected, expected, catch_up_to=target, latest=latest)
-                if self._ready(expected):
+                pending = self._pending(expected)
+                if not pending:
                     break
-                remaining = deadline - self._clock()
-                if remaining <= 0:
+                now = self._clock()
+                vouched = {j: self._signals.vouched_until(j, round_index, now, fresh) for j in pending}
+                wake = wait.wake_at(now, list(vouched.values()))
+                if wake is None:
                     timed_out = True
                     break
-                self._condition.wait(remaining)
+                if signal is not None and beats.due(now):
+                    self._condition.release()
+                    try:
+                        signal(round_index)
+                    finally:
+                        self._condition.acquire()
+                    continue
+                if now >= wait.deadline:
+                    waited_for.update(j for j, until in vouched.items() if until is not None)
+                self._condition.wait(max(0.0, min(wake, beats.next) - now))
+            for j in waited_for:
+                self._links[j].waited_past_timeout += 1
             used = {j: self._held[j][round_index] for j in expected
                     if round_index in self._held.get(j, {})}
             missing = tuple(j for j in expected if j not in used)
@@ -333,7 +406,9 @@ class RoundExchange:
                         link.absent = True
             self._record_used(round_index, used)
             acks = {j: self._acks_from[j] for j in expected if j in self._acks_from}
-            return RoundInputs(round_index, used, expected, missing, timed_out=timed_out, acks=acks)
+        if timed_out and signal is not None:
+            signal(round_index)  # still in this round while stepping: the waiters hold on a little longer
+        return RoundInputs(round_index, used, expected, missing, timed_out=timed_out, acks=acks)
 
     def _record_used(self, round_index: int, used: Iterable[str]) -> None:
         """Remember which teammates' round-``round_index`` weights this robot used (lock held)."""

@@ -52,7 +52,7 @@ class LinkStats:
     last_round: int | None = None
     """Round of its newest accepted message."""
     last_heard: float | None = None
-    """Clock time of its newest well-formed message (accepted or stale)."""
+    """Clock time of its newest well-formed message (accepted or stale) or accepted waiting signal."""
     drops: Counter = field(default_factory=Counter)
     """Dropped messages by :class:`DropReason` value."""
     absent: bool = False
@@ -62,11 +62,16 @@ class LinkStats:
     retired_sessions: set = field(default_factory=set)
     duplicate: bool = False
     """Two processes have been heard under this robot id."""
+    signals: int = 0
+    """"Still waiting" signals accepted (:mod:`dinno_ros.round_waiting`)."""
+    waited_past_timeout: int = 0
+    """Rounds in which this robot waited past ``round_timeout`` for it because it signalled that
+    it was alive and still in an earlier round."""
 
     def copy(self) -> LinkStats:
         return LinkStats(self.received, self.used, self.missed, self.missed_in_a_row, self.last_round,
                          self.last_heard, Counter(self.drops), self.absent, self.session,
-                         set(self.retired_sessions), self.duplicate)
+                         set(self.retired_sessions), self.duplicate, self.signals, self.waited_past_timeout)
 
 
 @dataclass

@@ -5,7 +5,9 @@ robot's weights topic (fingerprint included) and publish on it. So every ``Weigh
 ``auth_tag = HMAC-SHA256(team key, every other field)``; a receiver recomputes it and drops a
 message whose tag is missing or wrong (``unauthenticated``) before looking at anything else.
 Round, sender, session, acknowledgements and payload are all covered, so a forger can neither
-write weights nor re-tag a member's message for another round or sender. (It does not hide the
+write weights nor re-tag a member's message for another round or sender. The "still waiting"
+signals (``RoundWaiting``, :mod:`dinno_ros.round_waiting`) are signed the same way over all their
+fields, under a domain string of their own. (It does not hide the
 weights: for confidentiality use SROS2 enclaves where the DDS security plugins exist, see the
 README.)
 
@@ -40,6 +42,8 @@ AUTH_MODES = ("hmac", "open")
 """``hmac``: every message signed and verified with the team key; ``open``: no tags (trusted networks only)."""
 _DOMAIN = b"dinno_msgs/WeightUpdate/hmac-sha256/v1\0"
 _HEADER = struct.Struct("<IQIBHBQB")
+_WAITING_DOMAIN = b"dinno_msgs/RoundWaiting/hmac-sha256/v1\0"
+_WAITING = struct.Struct("<IQQI")
 
 
 class TeamKey:
@@ -112,6 +116,27 @@ class TeamKey:
         """Whether ``msg.auth_tag`` is this key's tag of ``msg`` (constant-time comparison)."""
         received = bytes(msg.auth_tag)
         return len(received) == TAG_BYTES and hmac.compare_digest(received, self.tag(msg))
+
+    def waiting_tag(self, msg: Any) -> bytes:
+        """The HMAC-SHA256 of a ``RoundWaiting`` signal's fields but ``auth_tag`` and ``header``
+        (its own domain string: a weight message's tag never verifies a signal, nor the reverse)."""
+        mac = hmac.new(self._key, _WAITING_DOMAIN, hashlib.sha256)
+        sender = str(msg.sender).encode()
+        mac.update(struct.pack("<I", len(sender)))
+        mac.update(sender)
+        mac.update(_WAITING.pack(int(msg.round), int(msg.fingerprint), int(msg.session), int(msg.beat)))
+        return mac.digest()
+
+    def sign_waiting(self, msg: Any) -> None:
+        """Set a ``RoundWaiting`` signal's ``auth_tag``."""
+        tag = array.array("B")
+        tag.frombytes(self.waiting_tag(msg))
+        msg.auth_tag = tag
+
+    def verify_waiting(self, msg: Any) -> bool:
+        """Whether a ``RoundWaiting`` signal's ``auth_tag`` is this key's tag of it."""
+        received = bytes(msg.auth_tag)
+        return len(received) == TAG_BYTES and hmac.compare_digest(received, self.waiting_tag(msg))
 
 
 def write_team_key(path: str | Path) -> Path:

@@ -10,6 +10,9 @@ Topics (relative names land in the robot's namespace):
 * publishes ``dinno/weights`` (``dinno_msgs/WeightUpdate``; RELIABLE, TRANSIENT_LOCAL,
   KEEP_LAST(``weights_qos_depth``)); subscribes to each neighbour's
   ``neighbour_weights_topic`` (default ``/{robot}/dinno/weights``) with the same QoS;
+* publishes ``dinno/waiting`` (``dinno_msgs/RoundWaiting``; BEST_EFFORT, VOLATILE) while it waits
+  for a round (:mod:`dinno_ros.round_waiting`) and subscribes to each neighbour's
+  ``neighbour_waiting_topic`` (default ``/{robot}/dinno/waiting``);
 * monitoring: ``dinno/training_loss``, ``dinno/neighbour_distance``, ``dinno/rho``,
   ``dinno/round_rate`` (``std_msgs/Float32``), ``dinno/status`` (``dinno_msgs/RobotStatus``),
   ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``);
@@ -50,7 +53,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float32
 
-from dinno_msgs.msg import RobotStatus, WeightUpdate
+from dinno_msgs.msg import RobotStatus, RoundWaiting, WeightUpdate
 from dinno_ros.map_output import MapPublisher
 from dinno_ros.dds_profile import use_default_profile
 from dinno_ros.monitoring import diagnose, diagnostics_message, status_message
@@ -60,7 +63,7 @@ from dinno_ros.parameters import robot_parameters, validate_robot
 from dinno_ros.robot_settings import NodeOptions, RobotSettings
 from dinno_ros.sensor_inputs import pose_values, scan_values, subscribe_scan_inputs
 from dinno_ros.trainer import RobotTrainer, RoundReport
-from dinno_ros.weights_codec import ENCODINGS, to_message
+from dinno_ros.weights_codec import ENCODINGS, to_message, to_waiting_message
 
 NODE_NAME = "dinno_robot"
 
@@ -78,7 +81,7 @@ class RobotNode(Node):
         with contextlib.suppress(RuntimeError):  # already set, or parallel work already ran
             torch.set_num_interop_threads(1)
         self.trainer = RobotTrainer(settings, publish=self._publish_weights, on_round=self._on_round,
-                                    log=self.get_logger())
+                                    log=self.get_logger(), signal_waiting=self._signal_waiting)
         self.map_publisher = MapPublisher.for_node(self, self.trainer, options)
         self._encoding = ENCODINGS[options.encoding]
         self._stop = threading.Event()
@@ -103,6 +106,15 @@ class RobotNode(Node):
             WeightUpdate, topic, lambda msg, owner=robot, topic=topic: self._on_weights(msg, owner, topic), reader_qos)
             for robot in (teammates if settings.uses_radius else settings.neighbours)
             for topic in [options.neighbour_weights_topic.format(robot=robot)]]
+        # "Still waiting" signals: small and repeated while a robot waits, so BEST_EFFORT (a lost
+        # one is replaced by the next) and VOLATILE (an old one means nothing to a late joiner).
+        waiting_qos = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+                                 history=HistoryPolicy.KEEP_LAST, depth=10)
+        self.waiting_pub = self.create_publisher(RoundWaiting, options.waiting_topic, waiting_qos)
+        self._waiting_subs = [self.create_subscription(
+            RoundWaiting, topic, lambda msg, owner=robot, topic=topic: self._on_waiting(msg, owner, topic), waiting_qos)
+            for robot in (teammates if settings.uses_radius else settings.neighbours)
+            for topic in [options.neighbour_waiting_topic.format(robot=robot)]]
         self.loss_pub = self.create_publisher(Float32, "dinno/training_loss", 10)
         self.distance_pub = self.create_publisher(Float32, "dinno/neighbour_distance", 10)
         self.rho_pub = self.create_publisher(Float32, "dinno/rho", 10)
@@ -147,6 +159,13 @@ class RobotNode(Node):
             self.get_logger().warning(f"dropped a weight message on {topic}: {reason.value}: {detail}",
                                       throttle_duration_sec=2.0)
 
+    def _on_waiting(self, msg: Any, owner: str, topic: str) -> None:
+        dropped = self.trainer.receive_waiting(msg, via=owner)
+        if dropped is not None:
+            reason, detail = dropped
+            self.get_logger().warning(f"dropped a waiting signal on {topic}: {reason.value}: {detail}",
+                                      throttle_duration_sec=2.0)
+
     def _on_pose(self, msg: Any, owner: str | None = None) -> None:  # owner None: frame.pose_topic
         values = pose_values(msg)
         if not (self.trainer.add_map_pose(*values) if owner is None else
@@ -166,6 +185,12 @@ class RobotNode(Node):
                          stamp=self.get_clock().now().to_msg(), **self.trainer.wire_fields(round_index))
         self.weights_pub.publish(msg)
         return len(msg.payload)
+
+    def _signal_waiting(self, round_index: int) -> None:
+        """The trainer's ``signal_waiting`` port: "alive and still waiting in this round"."""
+        self.waiting_pub.publish(to_waiting_message(sender=self.settings.robot_id, round_index=round_index,
+                                                    stamp=self.get_clock().now().to_msg(),
+                                                    **self.trainer.waiting_fields(round_index)))
 
     def _on_round(self, report: RoundReport) -> None:
         for publisher, value in ((self.loss_pub, report.training_loss), (self.distance_pub, report.neighbour_distance),

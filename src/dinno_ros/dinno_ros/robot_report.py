@@ -95,7 +95,8 @@ def results_document(settings: RobotSettings, snap: ExchangeSnapshot, state: Tra
         "accepted": snap.accepted, "superseded": snap.superseded,
         "links": {name: {"received": link.received, "used": link.used, "missed": link.missed,
                          "last_round": link.last_round, "drops": dict(link.drops), "absent": link.absent,
-                         "duplicate": link.duplicate}
+                         "duplicate": link.duplicate, "signals": link.signals,
+                         "waited_past_timeout": link.waited_past_timeout}
                   for name, link in snap.links.items()},
         "neighbours": list(snap.expected),
         "last_metrics": None if report is None else {

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from dinno_core.config import ALGORITHM_KINDS
 from dinno_ros.data_sources import FrameSettings
 from dinno_ros.message_auth import AUTH_MODES, TEAM_KEY_ENV, TeamKey
+from dinno_ros.round_waiting import BEAT_EVERY, FRESH_FOR, LONGEST_WAIT
 from dinno_ros.ros_names import check_member, check_neighbours, check_team, check_topic, check_topic_pattern
 from dinno_ros.weights_codec import ENCODINGS
 
@@ -55,7 +56,13 @@ class RobotSettings(BaseModel):
                                                 "and exit; 0 = until stopped.")
     round_timeout: Annotated[float, Field(gt=0.0)] = Field(
         1.0, description="Seconds to wait for the neighbours' weights of a round before stepping with those "
-        "that arrived.")
+        "that arrived (a timeout, counted). While waiting, the robot signals its neighbours every "
+        f"{BEAT_EVERY:g} * round_timeout (and as it times out) that it is alive and still in its round; past "
+        "round_timeout it keeps waiting only for neighbours that signalled so from an earlier round within "
+        f"the last {FRESH_FOR:g} * round_timeout (they wait on someone themselves; their weights come when "
+        f"that wait ends), and never longer than {LONGEST_WAIT:g} * round_timeout in all. So a silent "
+        "neighbour costs its direct neighbours one timeout, not their neighbours too. Give every robot of a "
+        "team the same value.")
     startup_timeout: Annotated[float, Field(ge=0.0)] = Field(
         30.0, description="Seconds to wait before the first round until every neighbour has been heard once "
         "(a team started process by process begins together).")
@@ -86,8 +93,10 @@ class RobotSettings(BaseModel):
         1.0, description="Absolute scale added to the norms of the bounded-change check, so weights near zero "
         "are not held to a zero bound.")
     absent_after: Annotated[int, Field(ge=1)] = Field(
-        1, description="A neighbour that missed this many rounds in a row is not waited for until it speaks "
-        "again.")
+        1, description="A neighbour whose weights were missing from this many stepped rounds in a row (each "
+        "miss normally a round_timeout) is absent: not waited for, its weights still used when they are "
+        "there, until a weight message of it is accepted again. A cut-off neighbour thus costs "
+        "absent_after timeouts, not one per round.")
     frame: FrameSettings = Field(FrameSettings(), description="Mapping task: where the scans are in the team's "
                                  "shared map frame (pose source, initial pose, lidar mount).")
 
@@ -178,6 +187,11 @@ class NodeOptions(BaseModel):
                                "(relative: in the robot's namespace).")
     neighbour_weights_topic: str = Field("/{robot}/dinno/weights", description="Pattern of a neighbour's "
                                          "weights topic; {robot} is replaced by the neighbour's id.")
+    waiting_topic: str = Field("dinno/waiting", description="Topic this robot sends its 'still waiting in "
+                               "round r' signals on (dinno_msgs/RoundWaiting, BEST_EFFORT; relative: in the "
+                               "robot's namespace).")
+    neighbour_waiting_topic: str = Field("/{robot}/dinno/waiting", description="Pattern of a neighbour's "
+                                         "waiting-signal topic; {robot} is replaced by the neighbour's id.")
     neighbour_odom_topic: str = Field("/{robot}/odom", description="Pattern of a teammate's odometry topic "
                                       "(communication_radius only).")
     odom_topic: str = Field("odom", description="This robot's odometry (communication_radius, mapping).")
@@ -200,12 +214,12 @@ class NodeOptions(BaseModel):
     map_frame: str = Field("map", min_length=1, description="frame_id of the published map: the team's shared "
                            "world frame (the odometry frames' origin).")
 
-    @field_validator("weights_topic", "odom_topic", "scan_topic")
+    @field_validator("weights_topic", "waiting_topic", "odom_topic", "scan_topic")
     @classmethod
     def _topic(cls, value: str) -> str:
         return check_topic(value, "topic")
 
-    @field_validator("neighbour_weights_topic", "neighbour_odom_topic")
+    @field_validator("neighbour_weights_topic", "neighbour_waiting_topic", "neighbour_odom_topic")
     @classmethod
     def _pattern(cls, value: str) -> str:
         return check_topic_pattern(value, "topic")

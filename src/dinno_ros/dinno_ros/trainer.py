@@ -12,7 +12,10 @@ No update rule is re-implemented here. Round rules (stale, early, timeout, catch
 The trainer is the ROS node's only partner: the node hands it what arrives (:meth:`receive_weights`,
 :meth:`add_scan`, :meth:`add_odometry`...) and gets what to send through the two ports given to the
 constructor, ``publish(values [m, n], round, degree)`` (returns the payload bytes it sent; an
-``EncodingError`` there counts the weights as not sent) and ``on_round(report)``; it never calls anything else of the node.
+``EncodingError`` there counts the weights as not sent), ``on_round(report)`` and
+``signal_waiting(round)`` (send a "still waiting in this round" signal,
+:mod:`dinno_ros.round_waiting`, built from :meth:`RobotTrainer.waiting_fields`); it never calls
+anything else of the node.
 """
 
 from __future__ import annotations
@@ -65,10 +68,12 @@ class RobotTrainer:
                  publish: Callable[[Tensor, int, int], int | None] = lambda values, round_index, degree: None,
                  on_round: Callable[[RoundReport], None] = lambda report: None,
                  make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
-                 log: Any = None) -> None:
+                 log: Any = None, signal_waiting: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self._publish = publish
         self._on_round = on_round
+        self._signal_waiting = signal_waiting
+        self._beats = 0
         self.log = log or logging.getLogger("dinno_ros.trainer")
         setup = set_up_model(settings.task, len(settings.team), settings.seed, settings.torch_dtype)
         self.task, self.flat = setup.task, setup.flat
@@ -116,11 +121,22 @@ class RobotTrainer:
         return {"session": self.session, "acks": self.exchange.acknowledgements(round_index),
                 "key": self.exchange.key}
 
+    def waiting_fields(self, round_index: int) -> dict[str, Any]:
+        """What a "still waiting in round ``round_index``" signal carries: the model fingerprint,
+        this process's session, the next beat number (1, 2, ...) and the key that signs it."""
+        self._beats += 1
+        return {"fingerprint": self.fingerprint, "session": self.session, "beat": self._beats,
+                "key": self.exchange.key}
+
     # ------------------------------------------------------------------ what the node hands in
 
     def receive_weights(self, msg: Any, via: str | None = None) -> tuple[DropReason, str] | None:
         """A neighbour's ``WeightUpdate`` (executor thread); ``(reason, detail)`` if dropped."""
         return self.exchange.receive(msg, via=via)
+
+    def receive_waiting(self, msg: Any, via: str | None = None) -> tuple[DropReason, str] | None:
+        """A neighbour's ``RoundWaiting`` signal (executor thread); ``(reason, detail)`` if dropped."""
+        return self.exchange.receive_waiting(msg, via=via)
 
     @property
     def needs_sensors(self) -> bool:
@@ -303,7 +319,7 @@ class RobotTrainer:
             if k != announced:  # a second copy would reach fast neighbours as a stale message
                 self._publish_current()
             announced = None
-            inputs = self.exchange.wait_for_round(k, self.settings.round_timeout)
+            inputs = self.exchange.wait_for_round(k, self.settings.round_timeout, signal=self._signal_waiting)
             if inputs.stopped or stop.is_set():
                 break
             if inputs.catch_up_to is not None:

@@ -57,7 +57,9 @@ class UpdateGuard:
             self._own, self._own_norm = own, float(np.linalg.norm(own))
 
     def check(self, sender: str, weights: np.ndarray) -> str | None:
-        """``None`` if ``weights [n]`` of ``sender`` is within bounds (and remembered), else why not."""
+        """``None`` if ``weights [n]`` of ``sender`` is within bounds, else why not. Checks only:
+        :meth:`remember` the weights once the message is accepted (a bounded message can still be
+        dropped for its timing, and must not become the sender's history then)."""
         limits = self.limits
         weights = np.asarray(weights, dtype=np.float64).reshape(-1)
         with self._lock:
@@ -73,9 +75,13 @@ class UpdateGuard:
             bound = limits.max_step * (last[1] + limits.scale)
             if not step <= bound:
                 return f"moved {step:.3g} since its last accepted weights > {bound:.3g} (max_weight_step {limits.max_step:g})"
+        return None
+
+    def remember(self, sender: str, weights: np.ndarray) -> None:
+        """``sender``'s accepted weights ``[n]``: the reference of its next step check."""
+        weights = np.array(weights, dtype=np.float64).reshape(-1)
         with self._lock:
             self._last[sender] = (weights, float(np.linalg.norm(weights)))
-        return None
 
     def forget(self, sender: str) -> None:
         """Drop ``sender``'s history (it restarted: its next weights may be far from its last)."""

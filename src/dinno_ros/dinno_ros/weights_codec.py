@@ -245,3 +245,44 @@ def from_message(msg: Any) -> np.ndarray:
     everything (fingerprint, sizes, finiteness) before it decodes.
     """
     return decode_values(msg.payload, int(msg.num_vectors), int(msg.num_params), int(msg.encoding))
+
+
+@dataclass
+class WaitingPacket:
+    """The fields of a ``RoundWaiting`` signal as plain Python (same attribute names; for tests
+    and non-ROS callers, accepted by :meth:`dinno_ros.exchange.RoundExchange.receive_waiting`)."""
+
+    sender: str
+    round: int
+    fingerprint: int
+    session: int = 0
+    beat: int = 0
+    auth_tag: Any = b""
+
+
+def _fill_waiting(msg: Any, sender: str, round_index: int, fingerprint: int, session: int, beat: int,
+                  key: Any) -> Any:
+    _check_header(round_index, 0, fingerprint)
+    if not 0 <= beat <= MAX_UINT32:
+        raise EncodingError(f"beat {beat} does not fit uint32")
+    msg.sender, msg.round, msg.fingerprint, msg.session, msg.beat = sender, round_index, fingerprint, session, beat
+    if key is not None:
+        key.sign_waiting(msg)
+    return msg
+
+
+def to_waiting_packet(*, sender: str, round_index: int, fingerprint: int, session: int = 0, beat: int = 0,
+                      key: Any = None) -> WaitingPacket:
+    """A "still waiting in round ``round_index``" signal as a :class:`WaitingPacket` (signed with ``key``)."""
+    return _fill_waiting(WaitingPacket(sender, 0, 0), sender, round_index, fingerprint, session, beat, key)
+
+
+def to_waiting_message(*, sender: str, round_index: int, fingerprint: int, session: int = 0, beat: int = 0,
+                       key: Any = None, stamp: Any = None) -> Any:
+    """The same signal as a ``dinno_msgs/RoundWaiting`` (a few scalars and a 32-byte tag)."""
+    from dinno_msgs.msg import RoundWaiting
+
+    msg = RoundWaiting()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    return _fill_waiting(msg, sender, round_index, fingerprint, session, beat, key)
