@@ -25,9 +25,11 @@ the team's maps are confidently wrong in the cells nobody saw (loss ~1.3 for (a)
 (c)'s nearly flat map scores ~0.4), which says nothing about frames.
 
 Measured in four runs on a shared 2-core machine (per robot, (a) / (b) / (c)):
-mean |p - p_a| on the seen cells — / 0.064-0.137 / 0.29-0.36; whole-grid IoU 0.32-0.36 /
+mean |p - p_a| on the seen cells — / 0.064-0.137 / 0.29-0.36; whole-grid IoU 0.31-0.36 /
 0.30-0.34 / 0.004-0.076; accuracy on the seen cells 0.79-0.85 / 0.81-0.86 / 0.64-0.73.
-About 2-4 minutes (three team runs of at most RUN_SECONDS each, start-up included).
+Before the robot node read its dotted ``frame.*`` parameters, (b) looked like (c): IoU
+0.00-0.03, |p - p_a| 0.29. Takes 2-4 minutes (three team runs of at most RUN_SECONDS each,
+start-up included; 2:00-2:10 on a quiet machine, 3:50 next to another test run).
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ at the start of its path, a command older than ``cmd_vel_timeout`` stops it, and
 (its centre never comes closer than ``robot_radius``). The path follower
 (``dinno_ros.path_follower_node``) closes the loop: odometry in, cmd_vel out.
 Scans are cast at ``task.lidar.rate_hz`` with the core's vectorized :func:`cast_rays` from
-every lidar's world pose (base pose ⊕ mount), all robots × beams in ONE call per tick, with Gaussian range noise ``task.lidar.noise_std`` (seeded
-by ``seed``). Time starts when every robot's node subscribed to its scan topic, or after
+every lidar's world pose (base pose ⊕ mount), all robots × beams in ONE call per tick, with
+Gaussian range noise ``task.lidar.noise_std`` (seeded by ``seed``). Time starts when every robot's node subscribed to its scan topic, or after
 ``wait_for_subscribers`` seconds.
 
 Parameters: ``team``, ``seed`` and the ``task.*`` parameters (generated from the core's

@@ -133,8 +133,9 @@ def train_individuals(evaluator: Evaluator, trace: dict[str, np.ndarray], scans_
         "scans_fed": int(fed),
         "scans_before_first_round": int(scans_at_round[0]),
         "seconds": round(time.perf_counter() - started, 2),
-        "data": "the simulator's recorded scans (same ranges and poses the robots were sent); a scan is "
-                "in the window from the first round whose completion (status) came after its stamp",
+        "data": "the simulator's recorded scans (the ranges the robots were sent, at their lidars' world "
+                "poses); a scan is in the window from the first round whose completion (status) came after its "
+                "stamp",
     }
     with torch.no_grad():
         return algorithm.theta.detach().clone(), description
