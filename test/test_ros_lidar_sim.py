@@ -4,6 +4,9 @@
   ray cast at the published pose (noise 0), the core's paths and the configured speed; frames,
   beam counts, REP 117 infinities, clean SIGTERM exit with its scan trace; invalid parameters
   exit with status 2 naming each one;
+* the simulator as real robots look: odometry starting at zero at each robot's start pose
+  (``odometry_origin: start``) and an off-centre, rotated, upside-down lidar: the scans are the
+  core's ray cast from start ⊕ odometry ⊕ mount, reversed, with the mirrored angle limits;
 * a running mapping robot process fed malformed scans (wrong beam count, no odometry at the
   stamp, all-NaN and all -inf ranges) between valid ones: they are skipped and counted in its
   results JSON, add no points to its window, and the robot keeps training; it publishes its map
@@ -27,7 +30,7 @@ pytest.importorskip("dinno_core.tasks.mapping.task")
 
 from dinno_core.tasks.mapping.raycast import cast_rays  # noqa: E402
 from dinno_core.tasks.mapping.task import LidarConfig, MappingTaskConfig, build_task  # noqa: E402
-from dinno_ros.data_sources import yaw_from_quaternion  # noqa: E402
+from dinno_ros.data_sources import compose, yaw_from_quaternion  # noqa: E402
 
 
 def _stamp(msg) -> float:
@@ -161,13 +164,118 @@ def test_simulator_publishes_scans_and_odometry_that_match_the_core(ros_context,
     assert "published" in log.read_text()
 
 
+MOUNT = (0.3, -0.15, 0.5)
+"""The lidar on the base: x, y (m), yaw (rad); upside down in the test below."""
+
+
+def test_simulator_odometry_starts_at_zero_and_scans_come_from_an_upside_down_off_centre_lidar(
+        ros_context, ros_env, tmp_path):
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import LaserScan
+
+    import rclpy
+
+    team, beams, speed = ["robot_0", "robot_1"], 36, 0.8
+    trace_path, log = tmp_path / "trace.npz", tmp_path / "sim.log"
+    command = [sys.executable, "-m", "dinno_ros.lidar_sim_node", "--ros-args",
+               "-p", "team:=[robot_0, robot_1]", "-p", "seed:=3", "-p", f"task.lidar.num_beams:={beams}",
+               "-p", "task.lidar.noise_std:=0.0", "-p", f"task.speed:={speed}", "-p", "task.lidar.rate_hz:=10.0",
+               "-p", "odometry_origin:=start", "-p", f"lidar_mount:=[{MOUNT[0]}, {MOUNT[1]}, {MOUNT[2]}]",
+               "-p", "lidar_upside_down:=true",
+               "-p", f"trace_path:={trace_path}", "-p", "wait_for_subscribers:=60.0"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=ros_env, stdout=out, stderr=subprocess.STDOUT)
+    node = rclpy.create_node("sim_checker", context=ros_context)
+    scans: dict[str, list] = {r: [] for r in team}
+    odoms: dict[str, list] = {r: [] for r in team}
+    for robot in team:
+        node.create_subscription(Odometry, f"/{robot}/odom", odoms[robot].append, 50)
+        node.create_subscription(LaserScan, f"/{robot}/scan", scans[robot].append, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    try:
+        enough = _spin_until(executor, lambda: all(len(scans[r]) >= 6 and len(odoms[r]) >= 15 for r in team),
+                             90.0, process, log)
+        assert enough, f"too few messages: {[len(v) for v in scans.values()]} scans, {log.read_text()[-2000:]}"
+    finally:
+        code = _stop(process, signal.SIGTERM)
+        executor.shutdown()
+        node.destroy_node()
+    assert code == 0, log.read_text()
+
+    with np.load(trace_path) as trace:
+        wall0 = float(trace["wall0"])  # the stamp at which the robots started moving
+    config = MappingTaskConfig(lidar=LidarConfig(num_beams=beams, noise_std=0.0, rate_hz=10.0), speed=speed,
+                               validation_scans=1)
+    task = build_task(config, len(team), 3)
+    spec = task.spec
+    for index, robot in enumerate(team):
+        # The robot's odometry frame starts where its path starts: its start pose in the world.
+        start = task.paths[index].pose_at(task.path_offsets[index])
+        samples = task.paths[index].sample(0.01)
+        far = 0.0
+        for msg in odoms[robot]:
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
+            # Zero at the start: never farther from the odometry origin than the robot drove.
+            assert math.hypot(p.x, p.y) <= speed * (_stamp(msg) - wall0) + 1e-3
+            world = compose(start, (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w)))
+            nearest = np.argmin(np.linalg.norm(samples - world[:2], axis=1))
+            assert np.linalg.norm(samples[nearest] - world[:2]) < 0.02  # start ⊕ odometry: on the path
+            assert abs(math.remainder(world[2] - task.paths[index].pose_at(nearest * 0.01)[2], 2 * math.pi)) < 0.1
+            far = max(far, math.hypot(p.x - world[0], p.y - world[1]))
+        assert far > 1.0  # the odometry frame is not the world frame
+
+        by_stamp = {_key(m): m for m in odoms[robot]}
+        matched = 0
+        for scan in scans[robot]:
+            # Upside down: the angles mirrored, the beams reversed.
+            assert scan.angle_min == pytest.approx(-spec.angle_max, rel=1e-6)
+            assert scan.angle_max == pytest.approx(-spec.angle_min, rel=1e-6)
+            assert scan.angle_increment == pytest.approx(spec.angle_increment, rel=1e-6)
+            odom = by_stamp.get(_key(scan))
+            if odom is None:
+                continue
+            matched += 1
+            p, q = odom.pose.pose.position, odom.pose.pose.orientation
+            lidar = compose(compose(start, (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))), MOUNT)
+            expected = cast_rays(task.plan, np.array(lidar), spec)[::-1]
+            ranges = np.frombuffer(scan.ranges, dtype=np.float32).astype(float)
+            finite = np.isfinite(expected)
+            assert np.array_equal(np.isfinite(ranges), finite) and finite.sum() > beams // 2
+            np.testing.assert_allclose(ranges[finite], expected[finite], atol=1e-3)
+            # Not what the lidar at the base origin, upright, would report.
+            base = cast_rays(task.plan, np.array(compose(start, (p.x, p.y, yaw_from_quaternion(
+                q.x, q.y, q.z, q.w)))), spec)
+            both = finite & np.isfinite(base)
+            assert np.abs(ranges[both] - base[both]).max() > 0.5
+        assert matched >= 2, f"{robot}: no odometry with a scan's stamp"
+
+    # The trace: the bases' world poses, the lidars' (base ⊕ mount) and the upright ranges.
+    with np.load(trace_path) as trace:
+        stamps, poses, sensors, ranges = trace["stamps"], trace["poses"], trace["scan_poses"], trace["ranges"]
+        origins = trace["odometry_origins"]
+    assert poses.shape == sensors.shape == (len(stamps), 2, 3) and ranges.shape == (len(stamps), 2, beams)
+    for index in range(len(team)):
+        np.testing.assert_allclose(origins[index], task.paths[index].pose_at(task.path_offsets[index]))
+        for k in (0, len(stamps) - 1):
+            np.testing.assert_allclose(sensors[k, index], compose(tuple(poses[k, index]), MOUNT), atol=1e-9)
+    scan = scans["robot_1"][-1]
+    row = int(np.argmin(np.abs(stamps - _stamp(scan))))
+    assert abs(stamps[row] - _stamp(scan)) < 1e-6
+    np.testing.assert_array_equal(ranges[row, 1][::-1], np.frombuffer(scan.ranges, dtype=np.float32))
+
+
 def test_simulator_rejects_invalid_parameters_naming_each(ros_env):
     command = [sys.executable, "-m", "dinno_ros.lidar_sim_node", "--ros-args", "-p", "team:=[a, a]",
                "-p", "task.lidar.num_beams:=0", "-p", "odom_rate_hz:=-1.0", "-p", "bogus:=1",
-               "-p", "scan_topic:=/scan"]
+               "-p", "scan_topic:=/scan", "-p", "odometry_origin:=gps", "-p", "lidar_mount:=[0.1, 0.2]",
+               "-p", "lidar_upside_down:=maybe"]
     done = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
-    for text in ("'team'", "'task.lidar.num_beams'", "'odom_rate_hz'", "'bogus' is unknown", "'scan_topic'"):
+    for text in ("'team'", "'task.lidar.num_beams'", "'odom_rate_hz'", "'bogus' is unknown", "'scan_topic'",
+                 "'odometry_origin'", "'lidar_mount'", "'lidar_upside_down'"):
         assert text in done.stderr, done.stderr
 
 

@@ -155,3 +155,19 @@ def test_frame_parameters_come_from_the_model_with_their_ranges():
         FrameSettings(pose_source="gps")
     with pytest.raises(ValueError, match="initial_pose"):
         FrameSettings(initial_pose=(0.0, float("nan"), 0.0))
+
+
+def test_the_robot_node_reads_its_dotted_frame_parameters_into_its_settings():
+    """``frame.*`` as the node declares them (dotted names) reach RobotSettings.frame; before, the
+    node silently ignored them and mapped every scan as if odometry and lidar were in the map frame."""
+    from dinno_core.config import ConfigError
+    from dinno_ros.parameters import validate_robot
+
+    values = {"robot_id": "robot_0", "team": ["robot_0"], "auth": "open", "task.name": "mapping",
+              "algorithm.kind": "individual", "frame.initial_pose": [1.0, 2.0, 0.5],
+              "frame.lidar_mount": [0.3, -0.15, 0.5], "frame.lidar_upside_down": True}
+    settings, _ = validate_robot(values)
+    assert settings.frame == FrameSettings(initial_pose=(1.0, 2.0, 0.5), lidar_mount=(0.3, -0.15, 0.5),
+                                           lidar_upside_down=True)
+    with pytest.raises(ConfigError, match=r"parameter 'frame\.initial_pose\.1'"):
+        validate_robot({**values, "frame.initial_pose": [1.0, float("nan"), 0.0]})

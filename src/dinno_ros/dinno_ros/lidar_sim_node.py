@@ -11,12 +11,22 @@ For every robot of ``team`` it publishes what Gazebo's bridge or a real robot's 
   REP 117 values: ``+inf`` no return within ``range_max``, ``-inf`` closer than ``range_min``;
 * ``/<robot>/odom`` (``nav_msgs/Odometry``), ``<robot>/odom`` → ``<robot>/base_link``: the
   exact pose along the robot's path and the body-frame twist (``linear.x`` = speed,
-  ``angular.z`` = yaw rate). The odom frame's origin IS the plan's world frame (the map frame):
-  all robots share it, which is what the robots' mapping data source assumes. The lidar sits at
-  ``base_link`` (``base_scan`` = ``base_link``). A scan and an odometry message with the same
-  stamp are published together in every scan tick; more odometry comes at ``odom_rate_hz``;
-* ``/tf`` (odom → base_link per robot) and ``/tf_static`` (``world_frame`` → each odom,
-  base_link → base_scan, identities) only if ``tf2_msgs`` is importable: no ``tf2_msgs``
+  ``angular.z`` = yaw rate). ``odometry_origin``: ``world`` (default) — the odom frame's
+  origin IS the plan's world frame (the map frame), shared by all robots, which is what the
+  robots' mapping data source assumes by default; ``start`` — as on real robots, each robot's
+  odometry starts at zero at its start pose in its own odom frame (published pose =
+  start⁻¹ ⊕ base pose in the world; the robots then need ``frame.initial_pose`` = their start
+  pose, and the path follower, which reads odometry as map-frame poses, does not fit). A scan
+  and an odometry message with the same stamp are published together in every scan tick; more
+  odometry comes at ``odom_rate_hz``;
+* the lidar on the base: ``lidar_mount`` ``[x, y, yaw]`` in ``base_link`` (default: at the
+  base origin), every robot's the same; ``lidar_upside_down`` (roll = π): the scan runs the
+  other way, beam ``j`` is the upright beam ``n-1-j``, ``angle_min`` = −(upright
+  ``angle_max``), ``angle_max`` = −(upright ``angle_min``), same increment (what the robots'
+  ``frame.lidar_mount`` / ``frame.lidar_upside_down`` undo);
+* ``/tf`` (odom → base_link per robot) and ``/tf_static`` (``world_frame`` → each odom: the
+  identity, or the robot's start pose with ``odometry_origin: start``; base_link → base_scan:
+  the mount, roll π when upside down) only if ``tf2_msgs`` is importable: no ``tf2_msgs``
   wheel exists on PyPI, so on a pip-only machine TF is skipped with one info log line;
 * ``/clock`` (``rosgraph_msgs/Clock``) when ``use_sim_time`` is true: the simulator is then the
   clock source, simulation time starts at 0 and every stamp is simulation time. Otherwise the
@@ -31,9 +41,9 @@ spline; ``cmd_vel`` — each robot is a kinematic unicycle driven by its ``/<rob
 at the start of its path, a command older than ``cmd_vel_timeout`` stops it, and a wall stops it
 (its centre never comes closer than ``robot_radius``). The path follower
 (``dinno_ros.path_follower_node``) closes the loop: odometry in, cmd_vel out.
-Scans are cast at ``task.lidar.rate_hz`` with the core's vectorized :func:`cast_rays`, all
-robots × beams in ONE call per tick, with Gaussian range noise ``task.lidar.noise_std`` (seeded
-by ``seed``). Time starts when every robot's node subscribed to its scan topic, or after
+Scans are cast at ``task.lidar.rate_hz`` with the core's vectorized :func:`cast_rays` from
+every lidar's world pose (base pose ⊕ mount), all robots × beams in ONE call per tick, with
+Gaussian range noise ``task.lidar.noise_std`` (seeded by ``seed``). Time starts when every robot's node subscribed to its scan topic, or after
 ``wait_for_subscribers`` seconds.
 
 Parameters: ``team``, ``seed`` and the ``task.*`` parameters (generated from the core's
@@ -43,8 +53,12 @@ Parameters: ``team``, ``seed`` and the ``task.*`` parameters (generated from the
 ``team_spec.SimulatorConfig``); plus the simulator's own in :data:`SIM_PARAMETERS`. An invalid
 value stops the node with exit status 2 and a message naming the parameter.
 
-``trace_path`` records every scan tick (stamp, poses, ranges) to an ``.npz`` on exit, so a run
-can be replayed offline exactly (``dinno_ros.demo`` trains its individual-robot baseline on it).
+``trace_path`` records every scan tick to an ``.npz`` on exit, so a run can be replayed offline
+exactly (``dinno_ros.demo`` trains its individual-robot baseline on it): ``stamps``, ``poses``
+(the bases' world poses ``[T, N, 3]``, what path tracking measures), ``scan_poses`` (the
+lidars' world poses, base ⊕ mount), ``ranges`` (as an upright lidar at ``scan_poses`` sees
+them, i.e. before an upside-down lidar's reversal; replay ``ranges`` at ``scan_poses``) and
+``odometry_origins`` (each robot's odom frame origin in the world).
 """
 
 from __future__ import annotations
@@ -75,9 +89,26 @@ from dinno_ros.lidar_sim_parameters import (
     INTEGRATION_STEP,
     MOTIONS,
     NODE_NAME,
+    ODOMETRY_ORIGINS,
     SIM_PARAMETERS,
     TRACE_MAX_TICKS,
 )
+
+
+def compose_poses(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a ⊕ b`` of planar poses ``[N, 3]`` (x, y, yaw; ``b`` may be one pose ``[3]``): ``b``
+    given in ``a``'s frame, returned in ``a``'s parent."""
+    b = np.broadcast_to(b, a.shape)
+    c, s = np.cos(a[:, 2]), np.sin(a[:, 2])
+    yaw = a[:, 2] + b[:, 2]
+    return np.stack([a[:, 0] + c * b[:, 0] - s * b[:, 1], a[:, 1] + s * b[:, 0] + c * b[:, 1],
+                     np.arctan2(np.sin(yaw), np.cos(yaw))], axis=1)
+
+
+def inverse_poses(a: np.ndarray) -> np.ndarray:
+    """``a⁻¹`` of planar poses ``[N, 3]``: ``inverse(a) ⊕ a`` is the identity."""
+    c, s = np.cos(a[:, 2]), np.sin(a[:, 2])
+    return np.stack([-c * a[:, 0] - s * a[:, 1], s * a[:, 0] - c * a[:, 1], -a[:, 2]], axis=1)
 
 
 class LidarSimNode(Node):
@@ -126,7 +157,13 @@ class LidarSimNode(Node):
 
         self.driven = options["motion"] == "cmd_vel"
         n = len(self.team)
-        self.state = self.poses_at(0.0)  # cmd_vel motion: the unicycles, from their paths' starts
+        self.starts = self.poses_at(0.0)  # every robot starts at the start of its path (both motions)
+        self.state = self.starts.copy()  # cmd_vel motion: the unicycles
+        # Each robot's odom frame in the world: the world itself, or its start pose.
+        self.odometry_origins = self.starts.copy() if options["odometry_origin"] == "start" else np.zeros((n, 3))
+        self._world_to_odom = inverse_poses(self.odometry_origins) if options["odometry_origin"] == "start" else None
+        self.mount = np.asarray(options["lidar_mount"], dtype=float)
+        self.upside_down = bool(options["lidar_upside_down"])
         self.commands = np.zeros((n, 2))  # (linear.x, angular.z) per robot, as received
         self._twist = np.zeros((n, 2))  # what the robots execute (stale commands are zeros)
         self.command_times = np.full(n, -np.inf)  # monotonic time of each robot's last cmd_vel
@@ -144,7 +181,7 @@ class LidarSimNode(Node):
         self.created = time.monotonic()
         self.scans_published = 0
         self.odom_published = 0
-        self._trace: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self._trace: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(self.spec.scan_time, self._on_scan_tick, clock=steady)
         self.create_timer(1.0 / options["odom_rate_hz"], self._on_odom_tick, clock=steady)
@@ -156,7 +193,9 @@ class LidarSimNode(Node):
             f"range {self.spec.range_min:g}-{self.spec.range_max:g} m, noise {self.spec.noise_std:g} m, "
             f"{self.spec.rate_hz:g} Hz, "
             f"{'driven by cmd_vel' if options['motion'] == 'cmd_vel' else f'scripted at {self.speed:g} m/s'}, "
-            f"{'simulation time on /clock' if self.sim_clock else 'wall-clock stamps'}")
+            f"{'simulation time on /clock' if self.sim_clock else 'wall-clock stamps'}, odometry from the "
+            f"{'world origin' if self._world_to_odom is None else 'start pose'}, lidar at "
+            f"({self.mount[0]:g}, {self.mount[1]:g}, {self.mount[2]:g} rad){' upside down' if self.upside_down else ''}")
 
     # ------------------------------------------------------------------ parameters
 
@@ -209,6 +248,11 @@ class LidarSimNode(Node):
                 error(f"parameter '{name}': must be > 0, got {p[name]}")
         if not (p["robot_radius"] >= 0 and math.isfinite(p["robot_radius"])):
             error(f"parameter 'robot_radius': must be >= 0, got {p['robot_radius']}")
+        if p["odometry_origin"] not in ODOMETRY_ORIGINS:
+            error(f"parameter 'odometry_origin': {p['odometry_origin']!r} is not allowed; "
+                  f"allowed: {', '.join(ODOMETRY_ORIGINS)}")
+        if len(p["lidar_mount"]) != 3 or not all(math.isfinite(v) for v in p["lidar_mount"]):
+            error(f"parameter 'lidar_mount': must be [x, y, yaw] (3 finite numbers), got {p['lidar_mount']}")
         if self._errors:
             raise ConfigError("\n".join(self._errors))
         return p, task
@@ -217,7 +261,7 @@ class LidarSimNode(Node):
 
     def _setup_tf(self) -> None:
         try:
-            from geometry_msgs.msg import TransformStamped
+            from geometry_msgs.msg import Quaternion, TransformStamped
             from tf2_msgs.msg import TFMessage
         except ImportError:
             self.get_logger().info("tf2_msgs is not importable (no PyPI wheel): not publishing /tf and "
@@ -230,11 +274,20 @@ class LidarSimNode(Node):
                                 history=HistoryPolicy.KEEP_LAST, depth=1)
         self._tf_static_pub = self.create_publisher(TFMessage, "/tf_static", static_qos)
         transforms = []
-        for odom, base, scan in zip(self.odom_frames, self.base_frames, self.scan_frames):
-            for parent, child in ((self.options["world_frame"], odom), (base, scan)):
+        x, y, yaw = (float(v) for v in self.mount)
+        if self.upside_down:  # roll = pi, then yaw: the x axis at yaw, the z axis down
+            mount_rotation = Quaternion(x=math.cos(yaw / 2.0), y=math.sin(yaw / 2.0), z=0.0, w=0.0)
+        else:
+            mount_rotation = yaw_quaternion(yaw)
+        for i, (odom, base, scan) in enumerate(zip(self.odom_frames, self.base_frames, self.scan_frames)):
+            origin = self.odometry_origins[i]
+            for parent, child, (tx, ty), rotation in (
+                    (self.options["world_frame"], odom, origin[:2], yaw_quaternion(float(origin[2]))),
+                    (base, scan, (x, y), mount_rotation)):
                 t = TransformStamped()
                 t.header.frame_id, t.child_frame_id = parent, child
-                t.transform.rotation.w = 1.0
+                t.transform.translation.x, t.transform.translation.y = float(tx), float(ty)
+                t.transform.rotation = rotation
                 transforms.append(t)
         self._tf_static_pub.publish(TFMessage(transforms=transforms))
 
@@ -302,8 +355,17 @@ class LidarSimNode(Node):
         turn = np.arctan2(np.sin(ahead - behind), np.cos(ahead - behind))
         return turn / (2 * ds) * self.speed
 
+    def odometry_poses(self, poses: np.ndarray) -> np.ndarray:
+        """The bases' world poses ``[N, 3]`` in their odom frames (the same with origin world)."""
+        return poses if self._world_to_odom is None else compose_poses(self._world_to_odom, poses)
+
+    def lidar_poses(self, poses: np.ndarray) -> np.ndarray:
+        """The lidars' world poses ``[N, 3]``: each base pose ⊕ the mount."""
+        return compose_poses(poses, self.mount) if self.mount.any() else poses
+
     def _publish_odometry(self, t: float, stamp_seconds: float, poses: np.ndarray) -> None:
         stamp = stamp_of(stamp_seconds)
+        poses = self.odometry_poses(poses)
         if self.driven:
             speeds, yaw_rates = self._twist[:, 0], self._twist[:, 1]
         else:
@@ -342,26 +404,31 @@ class LidarSimNode(Node):
             return
         t, stamp_seconds = self._now()
         poses = self.current_poses(t)
-        ranges = cast_rays(self.plan, poses, self.spec, self.rng)  # [N, B]: one vectorized call
+        sensors = self.lidar_poses(poses)
+        ranges = cast_rays(self.plan, sensors, self.spec, self.rng)  # [N, B]: one vectorized call
         self._publish_odometry(t, stamp_seconds, poses)  # the scan's pose, same stamp
         stamp = stamp_of(stamp_seconds)
         spec = self.spec
+        # An upside-down lidar turns the other way: its beam j is the upright beam n-1-j.
+        published = ranges[:, ::-1] if self.upside_down else ranges
+        angle_min, angle_max = (-spec.angle_max, -spec.angle_min) if self.upside_down else (spec.angle_min,
+                                                                                              spec.angle_max)
         for i, pub in enumerate(self.scan_pubs):
             msg = LaserScan()
             msg.header.stamp = stamp
             msg.header.frame_id = self.scan_frames[i]
-            msg.angle_min = float(spec.angle_min)
-            msg.angle_max = float(spec.angle_max)
+            msg.angle_min = float(angle_min)
+            msg.angle_max = float(angle_max)
             msg.angle_increment = float(spec.angle_increment)
             msg.time_increment = 0.0
             msg.scan_time = float(spec.scan_time)
             msg.range_min = float(spec.range_min)
             msg.range_max = float(spec.range_max)
-            msg.ranges = float32_array(ranges[i])
+            msg.ranges = float32_array(published[i])
             pub.publish(msg)
         self.scans_published += 1
         if self.options["trace_path"]:
-            self._trace.append((stamp_seconds, poses, ranges.astype(np.float32)))
+            self._trace.append((stamp_seconds, poses, sensors, ranges.astype(np.float32)))
             if len(self._trace) > TRACE_MAX_TICKS:
                 del self._trace[: TRACE_MAX_TICKS // 10]
 
@@ -389,7 +456,11 @@ class LidarSimNode(Node):
             temporary,
             stamps=np.array([tick[0] for tick in ticks], dtype=np.float64),
             poses=np.stack([tick[1] for tick in ticks]) if ticks else np.zeros((0, num_robots, 3)),
-            ranges=np.stack([tick[2] for tick in ticks]) if ticks else np.zeros((0, num_robots, num_beams), np.float32),
+            scan_poses=np.stack([tick[2] for tick in ticks]) if ticks else np.zeros((0, num_robots, 3)),
+            ranges=np.stack([tick[3] for tick in ticks]) if ticks else np.zeros((0, num_robots, num_beams), np.float32),
+            odometry_origins=self.odometry_origins,
+            lidar_mount=self.mount,
+            lidar_upside_down=self.upside_down,
             team=np.array(self.team),
             speed=self.speed,
             rate_hz=self.spec.rate_hz,

@@ -7,10 +7,12 @@ from typing import Any
 
 NODE_NAME = "lidar_sim"
 MOTIONS = ("scripted", "cmd_vel")
+ODOMETRY_ORIGINS = ("world", "start")
 INTEGRATION_STEP = 0.02
 """Longest unicycle integration step (s) of the cmd_vel motion."""
 
-# name, default, type, description, constraints. Types: string, integer, double, bool, string_array.
+# name, default, type, description, constraints. Types: string, integer, double, bool, string_array,
+# double_array.
 SIM_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
     ("team", None, "string_array", "Robot ids, in team order: robot i drives path i mod P of the task's paths "
      "(the order the robot nodes use).", "required, unique"),
@@ -23,12 +25,22 @@ SIM_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
     ("scan_topic", "/{robot}/scan", "string", "Scan topic pattern; {robot} is the robot id.", "must contain {robot}"),
     ("odom_topic", "/{robot}/odom", "string", "Odometry topic pattern.", "must contain {robot}"),
     ("scan_frame", "{robot}/base_scan", "string", "LaserScan frame_id pattern.", "a frame id"),
-    ("odom_frame", "{robot}/odom", "string", "Odometry frame_id pattern (its origin is the world frame).",
+    ("odom_frame", "{robot}/odom", "string", "Odometry frame_id pattern (its origin: see odometry_origin).",
      "a frame id"),
+    ("odometry_origin", "world", "string", "Where each robot's odometry frame starts: world (the odom frame IS "
+     "the plan's world frame, shared by all robots) or start (each robot's odometry starts at zero at its start "
+     "pose, as a real robot's does; /tf_static world_frame -> odom carries the start pose).",
+     "one of: " + ", ".join(ODOMETRY_ORIGINS)),
+    ("lidar_mount", [0.0, 0.0, 0.0], "double_array", "x, y (m), yaw (rad) of the lidar in the robot's base frame "
+     "(every robot): scans are cast from there; /tf_static base_link -> base_scan carries it.",
+     "3 finite numbers"),
+    ("lidar_upside_down", False, "bool", "The lidar is mounted upside down (roll = pi): its scans run the other "
+     "way (beam j = the upright beam n-1-j, angle_min = -upright angle_max, angle_max = -upright angle_min).", ""),
     ("base_frame", "{robot}/base_link", "string", "Odometry child_frame_id pattern.", "a frame id"),
     ("world_frame", "map", "string", "The plan's world frame (parent of every odom frame in /tf_static).",
      "a frame id"),
-    ("trace_path", "", "string", "Write every scan tick (stamp, poses, ranges) to this .npz on exit.",
+    ("trace_path", "", "string", "Write every scan tick (stamp, base and lidar world poses, upright ranges) to "
+     "this .npz on exit.",
      "a writable path or empty"),
     ("motion", "scripted", "string", "How robots move: scripted (along their paths at task.speed) or cmd_vel "
      "(kinematic unicycles driven by their cmd_vel topic).", "one of: " + ", ".join(MOTIONS)),

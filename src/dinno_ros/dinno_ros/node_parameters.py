@@ -16,9 +16,19 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def coerce(kind: str, value: Any) -> Any:
-    """The parameter value as ``kind`` (string, string_array, bool, integer, double), or ``TypeError``."""
-    if kind == "string_array":
+    """The parameter value as ``kind`` (string, string_array, bool, integer, double,
+    double_array), or ``TypeError``."""
+    if kind == "double_array":
+        if value is not None and not isinstance(value, (str, bytes)) and hasattr(value, "__iter__"):
+            items = list(value)  # a list from YAML, an array.array from rclpy
+            if all(_number(v) for v in items):
+                return [float(v) for v in items]
+    elif kind == "string_array":
         if value is None:
             return []
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -29,7 +39,7 @@ def coerce(kind: str, value: Any) -> Any:
         return value
     elif kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
         return value
-    elif kind == "double" and isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif kind == "double" and _number(value):
         return float(value)
     raise TypeError(kind)
 

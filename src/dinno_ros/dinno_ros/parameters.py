@@ -319,6 +319,10 @@ def validate_robot(values: dict[str, Any], given: set[str] | None = None,
     settings = options = None
     for model in (RobotSettings, NodeOptions):
         fields = {name: values[name] for name in model.model_fields if values.get(name) is not None}
+        for name in model.model_fields:  # nested settings (frame.*) come as dotted parameters
+            nested = nest(values, name)
+            if nested and name not in fields:
+                fields[name] = nested
         if model is RobotSettings:
             fields.update(algorithm=algorithm, task=task)
         try:

@@ -107,7 +107,7 @@ def train_individuals(evaluator: Evaluator, trace: dict[str, np.ndarray], scans_
     task, n = evaluator.task, evaluator.num_robots
     algorithm = build_algorithm(local, evaluator.flat, evaluator.theta0[None, :].repeat(n, 1).clone())
     data = TeamData(task.robot_data(n), config.seed)
-    poses, ranges = trace["poses"], trace["ranges"].astype(np.float64)
+    poses, ranges = scan_poses(trace), trace["ranges"].astype(np.float64)
     fed = 0
 
     def feed(count: int) -> None:
@@ -133,8 +133,9 @@ def train_individuals(evaluator: Evaluator, trace: dict[str, np.ndarray], scans_
         "scans_fed": int(fed),
         "scans_before_first_round": int(scans_at_round[0]),
         "seconds": round(time.perf_counter() - started, 2),
-        "data": "the simulator's recorded scans (same ranges and poses the robots were sent); a scan is "
-                "in the window from the first round whose completion (status) came after its stamp",
+        "data": "the simulator's recorded scans (the ranges the robots were sent, at their lidars' world "
+                "poses); a scan is in the window from the first round whose completion (status) came after its "
+                "stamp",
     }
     with torch.no_grad():
         return algorithm.theta.detach().clone(), description
@@ -342,11 +343,17 @@ def evaluator_unseen(evaluator: Evaluator, maps: np.ndarray, index: list[int]) -
             "unseen_iou": [task.unseen_region_iou(m, i) for m, i in zip(maps, index)]}
 
 
+def scan_poses(trace: dict[str, np.ndarray]) -> np.ndarray:
+    """The lidars' world poses ``[T, R, 3]`` the trace's ``ranges`` were cast from: ``scan_poses``
+    (a lidar mounted off the base origin), or the bases' ``poses`` (older traces: lidar at the base)."""
+    return trace["scan_poses"] if "scan_poses" in trace else trace["poses"]
+
+
 def feed_coverage(evaluator: Evaluator, trace: dict[str, np.ndarray] | None) -> None:
     """Mark every recorded scan in the task's coverage (no baseline run)."""
     if trace is None:
         return
-    for ranges, poses in zip(trace["ranges"].astype(np.float64), trace["poses"]):
+    for ranges, poses in zip(trace["ranges"].astype(np.float64), scan_poses(trace)):
         evaluator.task.record_scans(ranges, poses)
 
 
