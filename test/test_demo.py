@@ -35,10 +35,13 @@ def test_demo_team_beats_individual_robots(tmp_path, ros_env):
     out = tmp_path / "demo"
     command = [sys.executable, "-m", "dinno_ros.demo", "--out", str(out), "--duration", "60",
                "--robots", str(ROBOTS), "--quiet"]
-    done = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=600)
+    # As on a fresh machine: no team key named anywhere; the demo gives its robots <out>/team.key.
+    env = {k: v for k, v in ros_env.items() if k != "DINNO_TEAM_KEY_FILE"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
     assert done.stdout.strip().splitlines()[-1] == str(out / "summary.json")
+    assert (out / "team.key").stat().st_mode & 0o777 == 0o600
 
     summary = json.loads((out / "summary.json").read_text())
     robots = [f"robot_{i}" for i in range(ROBOTS)]

@@ -4,6 +4,8 @@ and the progress table. No robot processes: fast."""
 
 from __future__ import annotations
 
+import io
+
 import math
 import sys
 import types
@@ -98,6 +100,28 @@ def test_spec_parameters_are_the_robot_nodes_own():
     assert unknown_robot_parameters(spec.processes[0]) == ["algorithm.lr.bogus", "no_such_thing"]
     with pytest.raises(ConfigError, match="no_such_thing"):
         check_robot_parameters(spec)
+
+
+def test_a_keyless_team_is_checked_with_the_key_its_bringup_will_create(tmp_path, monkeypatch):
+    """dinno-team / the demo on a fresh machine: no key named anywhere; the bringup creates
+    <out>/team.key when it starts the robots, and the check before it must not refuse the team
+    for lacking it (nor write anything)."""
+    from dinno_ros.message_auth import TEAM_KEY_ENV
+    from rich.console import Console
+
+    from dinno_ros.team import TeamRun
+
+    monkeypatch.delenv(TEAM_KEY_ENV, raising=False)
+    spec = build_team_spec(load_team_config(TEAM_CONVEX))
+    with pytest.raises(ConfigError, match="team_key_file': is required"):
+        check_robot_parameters(spec)  # what a robot started without a key would say
+    check_robot_parameters(spec, key_to_come=True)
+    run = TeamRun(load_team_config(TEAM_CONVEX), tmp_path / "out", 1.0, Console(file=io.StringIO()), live=False)
+    run.check()
+    assert not (tmp_path / "out").exists()  # checked, nothing written
+    bad = spec_of(parameters={"max_weight_step": -1.0})
+    with pytest.raises(ConfigError, match="max_weight_step"):
+        check_robot_parameters(bad, key_to_come=True)  # the stand-in key hides nothing else
 
 
 def test_disk_graph_gives_radius_not_neighbours():

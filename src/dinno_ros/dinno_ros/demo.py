@@ -161,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     from dinno_core.config import ConfigError
     from dinno_core.tasks.mapping.team_analysis import analyse
     from dinno_ros.team import EXIT_CONFIG, TeamRun
-    from dinno_ros.team_spec import check_robot_parameters
 
     if args.duration <= 0:
         console.print("[red]--duration must be positive[/red]")
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = DemoRun(config, out_dir, args.duration, console, live=console.is_terminal and not args.quiet)
     try:
-        check_robot_parameters(run.spec)
+        run.check()
     except ConfigError as error:
         console.print(Text(f"{config_path}: {error}", style="red"))
         return EXIT_CONFIG

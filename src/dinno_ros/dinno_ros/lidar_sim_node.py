@@ -80,8 +80,7 @@ from sensor_msgs.msg import LaserScan
 from dinno_core.config import ConfigError
 from dinno_core.tasks.mapping.raycast import cast_rays
 from dinno_ros.node_main import init_node, spin_node
-from dinno_ros.node_parameters import declare_checked, declare_specs
-from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
+from dinno_ros.node_parameters import check_no_unknown_parameters, declare_checked, declare_mapping_task
 from dinno_ros.ros_names import check_team
 
 from dinno_ros.lidar_sim_messages import float32_array, stamp_of, yaw_quaternion
@@ -206,20 +205,8 @@ class LidarSimNode(Node):
         error = self._errors.append
         p = {name: self._declare(name, default, kind, description, constraints)
              for name, default, kind, description, constraints in SIM_PARAMETERS}
-        task_name = self._declare("task.name", "mapping", "string", "Learning task (the simulator serves "
-                                  "the mapping task only).", "mapping")
-        task = None
-        if task_name != "mapping":
-            error(f"parameter 'task.name': the lidar simulator serves the mapping task, got {task_name!r}")
-        else:
-            raw = declare_specs(self, task_parameters("mapping"), self._errors)
-            try:
-                task = validate_model(task_model("mapping"), {"name": "mapping", **nest(raw, "task")}, "task")
-            except ConfigError as problem:
-                error(str(problem))
-        declared = set(self._parameters)
-        for name in sorted(set(getattr(self, "_parameter_overrides", {})) - declared):
-            error(f"parameter '{name}' is unknown")
+        task = declare_mapping_task(self, self._errors, "the simulator serves")
+        check_no_unknown_parameters(self, self._errors)
         try:
             check_team(p["team"])
         except ValueError as problem:

@@ -149,6 +149,13 @@ def write_team_key(path: str | Path) -> Path:
     return path
 
 
+def needs_team_key(parameters: Mapping[str, Any], env: Mapping[str, str]) -> bool:
+    """Whether a team started on one host must be given a key: neither its robot parameters
+    (``team_key_file``) nor the environment (``DINNO_TEAM_KEY_FILE``) name one, and it is not
+    ``auth: open``."""
+    return not (env.get(TEAM_KEY_ENV) or parameters.get("team_key_file") or parameters.get("auth") == "open")
+
+
 def provide_team_key(parameters: Mapping[str, Any], env: Mapping[str, str], out_dir: str | Path) -> Path | None:
     """The key file a team started on one host shares, or None when it needs none from us.
 
@@ -156,7 +163,7 @@ def provide_team_key(parameters: Mapping[str, Any], env: Mapping[str, str], out_
     (``DINNO_TEAM_KEY_FILE``) already name a key, or the team runs with ``auth: open``;
     otherwise ``<out_dir>/team.key``, created once (mode 600) and kept for later runs.
     """
-    if env.get(TEAM_KEY_ENV) or parameters.get("team_key_file") or parameters.get("auth") == "open":
+    if not needs_team_key(parameters, env):
         return None
     path = Path(out_dir) / "team.key"
     if not path.exists():

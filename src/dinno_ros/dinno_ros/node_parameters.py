@@ -126,3 +126,29 @@ def declare_specs(node: Node, specs: list[Any], errors: list[str]) -> dict[str, 
 def parameter_overrides(node: Node) -> set[str]:
     """Names of the parameters given on the command line / in params files for this node."""
     return set(getattr(node, "_parameter_overrides", {}))  # rclpy keeps the --ros-args/-p values here
+
+
+def declare_mapping_task(node: Node, errors: list[str], role: str) -> Any:
+    """``task.name`` (only ``mapping``) and the mapping task's ``task.*`` parameters (generated from
+    the core's ``MappingTaskConfig``), validated by the core's model: the task config, or None
+    with the problems appended to ``errors``. ``role`` says what the node does with the task."""
+    from dinno_core.config import ConfigError
+    from dinno_ros.parameters import nest, task_model, task_parameters, validate_model
+
+    name = declare_checked(node, errors, "task.name", "mapping", "string", f"Learning task ({role} the mapping "
+                           "task only).", "mapping")
+    if name != "mapping":
+        errors.append(f"parameter 'task.name': {role} the mapping task, got {name!r}")
+        return None
+    raw = declare_specs(node, task_parameters("mapping"), errors)
+    try:
+        return validate_model(task_model("mapping"), {"name": "mapping", **nest(raw, "task")}, "task")
+    except ConfigError as problem:
+        errors.append(str(problem))
+        return None
+
+
+def check_no_unknown_parameters(node: Node, errors: list[str]) -> None:
+    """Every parameter given on the command line / in params files must have been declared."""
+    for name in sorted(parameter_overrides(node) - set(node._parameters)):
+        errors.append(f"parameter '{name}' is unknown")

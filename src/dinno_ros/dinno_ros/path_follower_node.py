@@ -34,8 +34,14 @@ from rclpy.node import Node
 from dinno_core.config import ConfigError
 from dinno_ros.data_sources import yaw_from_quaternion
 from dinno_ros.node_main import init_node, spin_node
-from dinno_ros.node_parameters import declare_checked, declare_specs
-from dinno_ros.parameters import model_parameters, nest, task_model, task_parameters, validate_model
+from dinno_ros.node_parameters import (
+    check_no_unknown_parameters,
+    declare_checked,
+    declare_mapping_task,
+    declare_specs,
+)
+from dinno_ros.parameters import model_parameters, nest, validate_model
+from dinno_ros.ros_names import check_team
 
 NODE_NAME = "path_follower"
 
@@ -95,17 +101,8 @@ class PathFollowerNode(Node):
         p = {name: declare_checked(self, self._errors, name, default, kind, description, constraints)
              for name, default, kind, description, constraints in FOLLOWER_PARAMETERS}
 
-        task_name = declare_checked(self, self._errors, "task.name", "mapping", "string",
-                                    "Learning task (robots drive in the mapping task only).", "mapping")
-        task = follow = None
-        if task_name != "mapping":
-            error(f"parameter 'task.name': the path follower drives mapping robots, got {task_name!r}")
-        else:
-            raw = declare_specs(self, task_parameters("mapping"), self._errors)
-            try:
-                task = validate_model(task_model("mapping"), {"name": "mapping", **nest(raw, "task")}, "task")
-            except ConfigError as problem:
-                error(str(problem))
+        task = declare_mapping_task(self, self._errors, "robots drive in")
+        follow = None
         # follow.*: generated from the core's PathFollowingConfig (descriptions, numeric ranges)
         raw = declare_specs(self, model_parameters(follow_model, "follow"), self._errors)
         try:
@@ -113,13 +110,12 @@ class PathFollowerNode(Node):
                                     "follow")
         except ConfigError as problem:
             error(str(problem))
-        for name in sorted(set(getattr(self, "_parameter_overrides", {})) - set(self._parameters)):
-            error(f"parameter '{name}' is unknown")
+        check_no_unknown_parameters(self, self._errors)
         team = p["team"]
-        if not team:
-            error("parameter 'team' is required: the robot ids, e.g. team:=[robot_0, robot_1]")
-        elif len(set(team)) != len(team):
-            error(f"parameter 'team': ids must be unique, got {team}")
+        try:
+            check_team(team)
+        except ValueError as problem:
+            error(f"parameter 'team': {problem}")
         strangers = [r for r in p["robots"] if r not in team]
         if strangers:
             error(f"parameter 'robots': {strangers} are not in team {team}")

@@ -55,7 +55,7 @@ from dinno_ros.progress import TeamProgress, create_status_monitor
 from dinno_core.config import ConfigError, check_writable
 from dinno_core.plots import save_curves
 from dinno_core.checkpoint import json_safe, write_json
-from dinno_ros.message_auth import TEAM_KEY_ENV, provide_team_key
+from dinno_ros.message_auth import TEAM_KEY_ENV, needs_team_key, provide_team_key
 from dinno_ros.team_config import TeamConfig, load_team_config
 from dinno_ros.process_spec import write_params_files
 from dinno_ros.supervisor import Child, StopSignals, Supervisor, clean_fastdds_shm
@@ -119,6 +119,11 @@ class TeamRun:
         params = write_params_files(self.spec.processes, out / "params")
         self._provide_team_key()
         return Supervisor(self.spec.processes, params, out / "logs", self.env)
+
+    def check(self) -> None:
+        """Every robot's parameters pass the node's own validation (with the team key this run
+        will create, if it creates one): :class:`ConfigError` otherwise, before anything starts."""
+        check_robot_parameters(self.spec, key_to_come=needs_team_key(self.config.parameters, self.env))
 
     def _provide_team_key(self) -> None:
         """Robots sign their weights with a team key: unless the config or the environment names one
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or Path(config.results_dir or Path("results") / config.name)
     try:
         run = TeamRun(config, out_dir, args.duration, console, live=console.is_terminal and not args.quiet)
-        check_robot_parameters(run.spec)  # every robot's own validation, before anything starts
+        run.check()  # every robot's own validation, before anything starts
         check_writable(out_dir, "--out" if args.out else "results_dir")
     except ConfigError as error:
         console.print(Text(f"{args.config}: {error}", style="red"))

@@ -10,7 +10,7 @@ a team config into processes here, so the two can't drift apart. The config itse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from dinno_core.config import ConfigError
@@ -201,15 +201,28 @@ def unknown_robot_parameters(process: ProcessSpec) -> list[str]:
     return sorted(set(params) - known - set(ALWAYS_ALLOWED))
 
 
-def check_robot_parameters(spec: TeamSpec) -> None:
+def check_robot_parameters(spec: TeamSpec, key_to_come: bool = False) -> None:
     """:class:`ConfigError` naming each robot parameter the node would reject, found with the
-    node's own validation (:func:`dinno_ros.parameters.validate_robot`) before anything starts."""
+    node's own validation (:func:`dinno_ros.parameters.validate_robot`) before anything starts.
+
+    ``key_to_come``: the bringup will give the robots a team key it creates when it starts them
+    (:func:`dinno_ros.message_auth.provide_team_key`); a stand-in key is checked in its place, so
+    nothing is written before the config is known to be good."""
+    import tempfile
+
+    from dinno_ros.message_auth import write_team_key
+
     problems = []
-    for process in spec.robot_processes:
-        try:
-            validate_robot(process.parameters)
-        except ConfigError as error:
-            problems += [f"  {process.key}: {line}" for line in str(error).splitlines()]
+    with tempfile.TemporaryDirectory(prefix="dinno-key-check-") as scratch:
+        stand_in = str(write_team_key(Path(scratch) / "team.key")) if key_to_come else ""
+        for process in spec.robot_processes:
+            parameters = dict(process.parameters)
+            if stand_in and not parameters.get("team_key_file") and parameters.get("auth") != "open":
+                parameters["team_key_file"] = stand_in
+            try:
+                validate_robot(parameters)
+            except ConfigError as error:
+                problems += [f"  {process.key}: {line}" for line in str(error).splitlines()]
     if problems:
         raise ConfigError("invalid team config (robot parameters from 'parameters', 'robot_overrides' or the "
                           "team settings)\n" + "\n".join(problems))
