@@ -71,14 +71,16 @@ def test_team_sim_runs_to_its_end_and_every_robot_writes_results(tmp_path, ros_e
     config = mapping_team(tmp_path / "team.yaml", rounds=8, simulator={"parameters": {"motion": "cmd_vel"}},
                           controller={})
     out = tmp_path / "out"
-    launch = start([*command, "dinno_ros", "team_sim.launch.py", f"config:={config}", f"out:={out}"],
-                   launch_env(ros_env), tmp_path)
+    env = launch_env(ros_env)
+    env.pop("DINNO_TEAM_KEY_FILE", None)  # as a user would: no key named; the launch gives <out>/team.key
+    launch = start([*command, "dinno_ros", "team_sim.launch.py", f"config:={config}", f"out:={out}"], env, tmp_path)
     code, output = finish(launch, TEAM_RUN_TIMEOUT)
     left = wait_group_gone(launch.pid, 10.0)
     kill_group(launch.pid)
     assert code == 0, output[-6000:]
     assert not left, f"processes left behind: {left}"
     assert "every robot finished (2 robots)" in output, output[-4000:]
+    assert (out / "team.key").stat().st_mode & 0o777 == 0o600
     assert "[path_follower-4]" in output and "cmd_vel received" in output, output[-4000:]
     for robot in ("robot_0", "robot_1"):
         results = read_results(out, robot)

@@ -8,7 +8,8 @@ A thin node over ONE plain object, :class:`dinno_core.tasks.mapping.path_followi
 (pure pursuit, tested without ROS): robot ``i`` of ``team`` follows path ``i mod P`` of the task's
 path set from the same start as the simulator and the offline experiment place it
 (``MappingTask.paths`` / ``path_offsets``). It reads each driven robot's ``nav_msgs/Odometry``
-(``odom_topic``, pose in the plan's frame) and publishes ``geometry_msgs/Twist`` on
+(``odom_topic``: in the plan's frame, or in its own odometry frame placed by ``initial_poses``,
+as the robots' ``frame.initial_pose`` places it) and publishes ``geometry_msgs/Twist`` on
 ``cmd_vel_topic`` (``linear.x``, ``angular.z``) at ``rate_hz``; a robot whose odometry is older
 than ``odom_timeout`` (or non-finite) gets a zero command. On exit every robot is sent a stop.
 
@@ -32,7 +33,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from dinno_core.config import ConfigError
-from dinno_ros.data_sources import yaw_from_quaternion
+from dinno_ros.data_sources import compose, yaw_from_quaternion
 from dinno_ros.node_main import init_node, spin_node
 from dinno_ros.node_parameters import (
     check_no_unknown_parameters,
@@ -57,6 +58,10 @@ FOLLOWER_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
      "> 0"),
     ("odom_topic", "/{robot}/odom", "string", "Odometry topic pattern ({robot} = robot id).", "must contain {robot}"),
     ("cmd_vel_topic", "/{robot}/cmd_vel", "string", "Command topic pattern.", "must contain {robot}"),
+    ("initial_poses", [], "double_array", "Where each driven robot's odometry frame starts in the plan's frame, "
+     "as the robots' frame.initial_pose: x, y (m), yaw (rad) per robot of robots, one after the other (real "
+     "odometry starts at zero where the robot was switched on). Empty: the odometry is in the plan's frame.",
+     "empty or 3 finite numbers per driven robot"),
 ]
 
 
@@ -82,6 +87,8 @@ class PathFollowerNode(Node):
         self.controller = PurePursuit([task.paths[i] for i in index], task.path_offsets[index], follow)
         n = len(self.robots)
         self.poses = np.zeros((n, 3))
+        self.origins = np.reshape(options["initial_poses"], (-1, 3)) if options["initial_poses"] else np.zeros((n, 3))
+        """Each driven robot's odometry origin in the plan's frame."""
         self.pose_times = np.full(n, -np.inf)
         self.odometry_received = 0
         self.odometry_rejected = 0
@@ -124,6 +131,11 @@ class PathFollowerNode(Node):
         for name in ("rate_hz", "odom_timeout"):
             if not (p[name] > 0 and math.isfinite(p[name])):
                 error(f"parameter '{name}': must be > 0, got {p[name]}")
+        driven = len(p["robots"] or team or [])
+        poses = p["initial_poses"]
+        if poses and (len(poses) != 3 * driven or not all(math.isfinite(v) for v in poses)):
+            error(f"parameter 'initial_poses': must be empty or 3 finite numbers (x, y, yaw) for each of the "
+                  f"{driven} driven robots, got {poses}")
         for name in ("odom_topic", "cmd_vel_topic"):
             if "{robot}" not in p[name]:
                 error(f"parameter '{name}': must contain {{robot}}, got {p[name]!r}")
@@ -137,6 +149,7 @@ class PathFollowerNode(Node):
         if not all(math.isfinite(v) for v in pose):
             self.odometry_rejected += 1
             return
+        pose = compose(tuple(self.origins[index]), pose)  # odometry frame -> plan frame
         self.poses[index] = pose
         self.pose_times[index] = time.monotonic()
         self.odometry_received += 1
