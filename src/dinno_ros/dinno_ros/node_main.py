@@ -6,6 +6,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -88,13 +89,25 @@ def spin_until(executor: Executor, done: threading.Event, program: str = "") -> 
         if program:
             hold_signals_while_saving(program)
         return True
-    except Exception:  # noqa: BLE001 - a wait racing SIGINT/SIGTERM's shutdown raises RCLError
+    except Exception:  # noqa: BLE001 - a wait or take racing SIGINT/SIGTERM's shutdown raises
         if program:
             hold_signals_while_saving(program)
-        if rclpy.ok():
+        if not _shut_down_soon():
             raise
         return True
     return False
+
+
+def _shut_down_soon(grace: float = 1.0) -> bool:
+    """Whether the context is (or within ``grace`` seconds becomes) shut down: an error raised by a
+    take or wait at the moment SIGINT/SIGTERM shuts the context down (seen: a message take failing
+    to convert while the shutdown ran) is a normal stop; an error with the context alive is not."""
+    deadline = time.monotonic() + grace
+    while rclpy.ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def spin_node(node: Node, program: str, finish: Callable[[], None]) -> int:
