@@ -187,6 +187,12 @@ ALGORITHMS = {
 }
 
 
+def robot_inbox(inbox: Inbox, i: int) -> Inbox:
+    """Robot ``i``'s row of a team inbox: what it receives when it steps alone (R = 1)."""
+    return Inbox(inbox.payloads[i:i + 1], inbox.mask[i:i + 1], inbox.sender_degrees[i:i + 1],
+                 sender_rho=None if inbox.sender_rho is None else inbox.sender_rho[i:i + 1])
+
+
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_batched_team_equals_robots_stepped_one_at_a_time(name):
     """The team's one batched step gives the numbers R=1 robots get when each steps alone."""
@@ -205,10 +211,10 @@ def test_batched_team_equals_robots_stepped_one_at_a_time(name):
         singles.append((robot, data))
     for _ in range(6):
         outgoing = wire_roundtrip(torch.cat([robot.outgoing() for robot, _ in singles]), team.wire_encoding)
+        penalties = [robot.outgoing_penalty() for robot, _ in singles]
+        penalty = None if penalties[0] is None else torch.cat(penalties)
         for i, (robot, data) in enumerate(singles):
-            inbox = gather_inbox(outgoing, graph)
-            own = Inbox(inbox.payloads[i:i + 1], inbox.mask[i:i + 1], inbox.sender_degrees[i:i + 1])
-            robot.step(own, data.sample)
+            robot.step(robot_inbox(gather_inbox(outgoing, graph, penalty=penalty), i), data.sample)
         team.run_round()
     one_at_a_time = torch.cat([robot.theta for robot, _ in singles])
     torch.testing.assert_close(team.algorithm.theta, one_at_a_time, rtol=1e-10, atol=1e-10)
@@ -277,15 +283,13 @@ def test_a_team_checkpoint_splits_into_robot_checkpoints(tmp_path, name):
     save_checkpoint(tmp_path / "team.pt", {"algorithm": team.algorithm.state_dict(), "data": team.data.state_dict()})
     state = load_checkpoint(tmp_path / "team.pt")
     outgoing = wire_roundtrip(team.algorithm.outgoing(), team.wire_encoding)
-    inbox = gather_inbox(outgoing, graph)
+    inbox = gather_inbox(outgoing, graph, penalty=team.algorithm.outgoing_penalty())
     robot_index = 2
     robot = build_algorithm(config, team.algorithm.model, team.algorithm.theta[robot_index:robot_index + 1])
     robot.load_state_dict(select_robot(state["algorithm"], robot_index, num_robots))
     data = TeamData([task.robot_data(num_robots)[robot_index]], seed, [robot_index])
     data.load_state_dict({"generators": [state["data"]["generators"][robot_index]]})
-    own = Inbox(inbox.payloads[robot_index:robot_index + 1], inbox.mask[robot_index:robot_index + 1],
-                inbox.sender_degrees[robot_index:robot_index + 1])
-    robot.step(own, data.sample)
+    robot.step(robot_inbox(inbox, robot_index), data.sample)
     team.run_round()
     torch.testing.assert_close(robot.theta[0], team.algorithm.theta[robot_index], rtol=1e-12, atol=1e-12)
     assert robot.round == team.algorithm.round == 4
@@ -332,22 +336,24 @@ def test_adaptive_penalty_moves_rho_toward_balance(rho_init, direction):
     assert torch.isfinite(penalty.primal_residual).all() and torch.isfinite(penalty.dual_residual).all()
 
 
-def test_adaptive_penalty_stops_after_its_window_and_ends_near_the_optimum():
-    """From a badly chosen ρ0 the adapted DiNNO agrees on a point near the centralized optimum of
-    the convex task; after ``rounds`` rounds ρ is frozen (only ``rho_scaling`` would move it).
-    Near, not at: robots with different ρ change their duals by amounts that do not cancel, so
-    the sum of duals leaves zero and shifts the consensus point (measured 5e-3 relative here,
-    where fixed-ρ DiNNO reaches 1e-4, see README)."""
+def test_adaptive_penalty_stops_after_its_window_and_converges_to_the_optimum():
+    """From a badly chosen ρ0 the adapted DiNNO converges to the centralized optimum of the convex
+    task although the robots end with different ρ (here 0.095 to 0.24): each edge uses the mean
+    of the penalties both ends announced, so its dual changes cancel and the sum of the duals stays
+    zero (with per-robot ρ on the edges it drifted and the team agreed on a point 5e-3 away).
+    After ``rounds`` rounds ρ is frozen (only ``rho_scaling`` would move it)."""
     task, team = convex_team(adaptive_dinno(1e-3, rounds=40, mu=2.0, tau=1.2))
     for _ in range(40):
         team.run_round()
     frozen = team.algorithm.rho.clone()
-    assert (frozen > 1e-2).all()
+    assert (frozen > 1e-2).all() and frozen.max() > 1.5 * frozen.min()  # adapted, and not alike
     for _ in range(400):
         team.run_round()
     torch.testing.assert_close(team.algorithm.rho, frozen, rtol=0, atol=0)
+    dual = team.algorithm.dual
+    assert float(dual.sum(dim=0).norm()) < 1e-9 * float(dual.norm(dim=1).max())
     assert consensus_error(team.algorithm.theta) < 1e-3
-    assert relative_error(team.algorithm.theta, task.optimum()) < 2e-2
+    assert relative_error(team.algorithm.theta, task.optimum()) < 1e-3  # measured 1.5e-4
 
 
 def test_adaptive_penalty_config_errors_name_the_field():

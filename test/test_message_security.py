@@ -65,6 +65,11 @@ def test_a_ros_message_signs_and_verifies_like_a_packet(key):
     assert exchange(key=key).receive(msg, via="b") is None
     msg.ack_bits[0] = 7  # acknowledgements are covered too
     assert not key.verify(msg)
+    announced = to_message(np.arange(N, dtype=np.float32), sender="b", round_index=3, fingerprint=FP, degree=2,
+                           key=key, rho=0.5)
+    assert key.verify(announced)
+    announced.rho = 50.0  # so is the penalty the sender announced
+    assert not key.verify(announced)
 
 
 @pytest.mark.parametrize("content, mode, message", [

@@ -3,6 +3,8 @@ weight codec (bit-exact float32, float16 within its precision)."""
 
 from __future__ import annotations
 
+import math
+
 import subprocess
 import sys
 import threading
@@ -146,6 +148,22 @@ def test_payload_length_encoding_and_topic_mismatch_are_checked():
     snap = ex.snapshot()
     assert snap.drops["malformed"] == 3 and snap.drops["unknown_sender"] == 1 and snap.accepted == 1
     assert snap.links["b"].drops["malformed"] == 3
+
+
+def test_the_announced_penalty_travels_and_an_absurd_one_is_malformed():
+    """DiNNO's ρ for the round comes with the weights (NaN or 0: not announced); a negative or
+    infinite one is dropped as malformed, never used on the edge."""
+    ex = exchange()
+    assert ex.receive(to_packet(np.zeros((1, N), np.float32), sender="b", round_index=0, fingerprint=FP,
+                                degree=2, rho=0.75)) is None
+    assert ex.receive(packet("c")) is None  # nothing announced
+    inputs = ex.wait_for_round(0, timeout=0.1)
+    assert inputs.neighbours["b"].rho == 0.75 and math.isnan(inputs.neighbours["c"].rho)
+    for rho in (-1.0, math.inf):
+        bad = packet("b", round_index=1)
+        bad.rho = rho
+        assert ex.receive(bad)[0] is DropReason.MALFORMED
+    assert ex.snapshot().drops["malformed"] == 2
 
 
 def test_float16_messages_are_accepted_and_decoded():

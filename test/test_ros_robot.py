@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from dinno_core.algorithms import DinnoConfig, DsgtConfig, LearningRateSchedule, OptimizerConfig, build_algorithm
+from dinno_core.algorithms import PenaltyAdaptationConfig, DinnoConfig, DsgtConfig, LearningRateSchedule, OptimizerConfig, build_algorithm
 from dinno_core.algorithms.config import LocalConfig
 from dinno_core.config import ConfigError, build_task
 from dinno_core.graphs import StaticGraph
@@ -239,12 +239,25 @@ def simulated(team, rounds, config=CONFIG):
     return algorithm.theta
 
 
-def test_in_process_trainers_equal_the_simulated_team():
+ADAPTIVE = CONFIG.model_copy(update={"rho_init": 5.0, "rho_adaptation": PenaltyAdaptationConfig(
+    kind="residual_balancing", mu=1.05, tau=2.0, rounds=8)})
+"""Residual balancing that gives the three robots different ρ within a few rounds (40, 80, 160)."""
+
+
+@pytest.mark.parametrize("config", [CONFIG, ADAPTIVE], ids=["dinno", "dinno_adaptive"])
+def test_in_process_trainers_equal_the_simulated_team(config):
+    """The trainers, wired through the weight packets, step exactly as the simulated team; with an
+    adaptive ρ the packets carry each robot's ρ, so both ends of an edge use the same ρ_ij."""
     team = ["r0", "r1", "r2"]
-    trainers = run_in_process_team(team, 8)
+    trainers = run_in_process_team(team, 8, config=config)
     theta = torch.cat([trainers[r].algorithm.theta for r in team])
-    torch.testing.assert_close(theta, simulated(team, 8), rtol=0, atol=1e-6)
+    torch.testing.assert_close(theta, simulated(team, 8, config), rtol=0, atol=1e-6)
     assert all(t.state.finished and t.state.rounds_stepped == 8 and t.state.timeouts == 0 for t in trainers.values())
+    if config is ADAPTIVE:
+        rho = torch.cat([trainers[r].algorithm.rho for r in team])
+        assert float(rho.max() / rho.min()) > 1.5, rho  # the robots' penalties really differ
+        dual = torch.cat([trainers[r].algorithm.dual for r in team])
+        assert float(dual.sum(dim=0).norm()) < 1e-5 * float(dual.norm(dim=1).max())  # edge duals cancel
 
 
 @pytest.mark.parametrize("config", [CONFIG, DsgtConfig(batch_size=2)], ids=["dinno", "dsgt"])

@@ -74,14 +74,15 @@ def _pool_tensor_data(datasets: list[LocalData]) -> tuple[Tensor, Tensor, list[i
 
 
 def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = None,
-                 ack_round: int = -1, ack_span: int = ACK_BITS) -> Inbox:
+                 ack_round: int = -1, ack_span: int = ACK_BITS, penalty: Tensor | None = None) -> Inbox:
     """Every robot's inbox for one round of ``graph``: one gather over the outgoing payloads.
 
     ``graph`` is undirected (every link delivers both ways) or an ``nx.DiGraph`` whose edge
     ``j -> i`` means ``i`` receives ``j``'s message. ``ack_bits [N, N]`` (``[j, i]``: the rounds
     of ``i`` that ``j`` used, bit ``b`` = round ``ack_round - b``) travel with the messages:
     robot ``i`` learns ``j``'s acknowledgements only when ``j``'s message reaches it; they cover
-    the last ``ack_span`` rounds.
+    the last ``ack_span`` rounds. ``penalty [N]``: what each robot announces with its weights
+    (:meth:`~dinno_core.algorithms.base.DistributedAlgorithm.outgoing_penalty`).
     """
     num_robots = outgoing.shape[0]
     index, mask = neighbour_table(graph, num_robots)
@@ -97,7 +98,9 @@ def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = No
         rounds = torch.where(mask, ack_round, -1) if ack_round >= 0 else torch.full_like(index, -1)
         acks = Acknowledgements(round=rounds, bits=torch.where(mask, bits, 0),
                                 span=torch.full_like(index, min(ack_span, ACK_BITS)))
-    return Inbox(payloads=outgoing[index], mask=mask, sender_degrees=degrees[index], senders=index, acks=acks)
+    sender_rho = None if penalty is None else torch.where(mask, penalty.to(outgoing)[index], 0.0)
+    return Inbox(payloads=outgoing[index], mask=mask, sender_degrees=degrees[index], senders=index, acks=acks,
+                 sender_rho=sender_rho)
 
 
 def used_matrix(inbox: Inbox, num_robots: int) -> Tensor:
@@ -138,7 +141,7 @@ class SimulatedTeam:
         self.current_graph = self.graph.graph_at(round_index, positions)
         outgoing = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)
         inbox = gather_inbox(outgoing, self.current_graph, self.ack_bits, self._acked_round,
-                             self._ack_span)
+                             self._ack_span, penalty=self.algorithm.outgoing_penalty())
         stats = self.algorithm.step(inbox, self.data.sample)
         used = used_matrix(inbox, self.algorithm.num_robots).long()
         self.ack_bits = ((self.ack_bits << 1) | used) & ((1 << ACK_BITS) - 1)

@@ -72,6 +72,8 @@ edge duals equal and opposite under loss (:mod:`dinno_core.algorithms.dual_ledge
 
 from __future__ import annotations
 
+import math
+
 import threading
 import time
 from collections import Counter
@@ -213,7 +215,7 @@ class RoundExchange:
             return self._drop(sender, DropReason.ABSURD_ROUND,
                               f"round {round_index} > current {current} + max_round_lead {self.max_round_lead}")
         ack = self._ack_for_me(msg, round_index)
-        item = Received(sender, round_index, values, int(msg.degree), now)
+        item = Received(sender, round_index, values, int(msg.degree), now, float(getattr(msg, "rho", math.nan)))
         with self._condition:
             if round_index < self._round:  # the training thread moved on while we decoded
                 self._drops[DropReason.STALE.value] += 1
@@ -301,6 +303,9 @@ class RoundExchange:
             return f"num_params {int(msg.num_params)} != {self.num_params}"
         if int(msg.num_vectors) != self.num_vectors:
             return f"num_vectors {int(msg.num_vectors)} != {self.num_vectors}"
+        rho = float(getattr(msg, "rho", math.nan))
+        if not (math.isnan(rho) or (math.isfinite(rho) and rho >= 0.0)):
+            return f"rho {rho} is neither 0/NaN (not announced) nor finite and > 0"
         nbytes = len(msg.payload)
         expected = payload_nbytes(self.num_vectors, self.num_params, encoding)
         if nbytes != expected:

@@ -35,6 +35,8 @@ class Received:
     values: np.ndarray
     degree: int
     received_at: float
+    rho: float = float("nan")
+    """The penalty the sender announced for the round (NaN: none)."""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from __future__ import annotations
 import array
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import stat
@@ -101,6 +102,7 @@ class TeamKey:
             mac.update(struct.pack("<I", len(name)))
             mac.update(name)
         mac.update(struct.pack(f"<{len(bits)}I", *bits))
+        mac.update(struct.pack("<d", float(getattr(msg, "rho", math.nan))))
         payload = msg.payload
         mac.update(struct.pack("<Q", len(payload)))
         mac.update(memoryview(payload).cast("B") if not isinstance(payload, (bytes, bytearray)) else payload)

@@ -117,9 +117,11 @@ class RobotTrainer:
 
     def wire_fields(self, round_index: int) -> dict[str, Any]:
         """What a weight message of round ``round_index`` carries besides the weights: this process's
-        session, the acknowledgements of the neighbours' rounds, and the key that signs it."""
+        session, the acknowledgements of the neighbours' rounds, the penalty it announces (DiNNO)
+        and the key that signs it."""
+        penalty = self.algorithm.outgoing_penalty()
         return {"session": self.session, "acks": self.exchange.acknowledgements(round_index),
-                "key": self.exchange.key}
+                "key": self.exchange.key, "rho": math.nan if penalty is None else float(penalty[0])}
 
     def waiting_fields(self, round_index: int) -> dict[str, Any]:
         """What a "still waiting in round ``round_index``" signal carries: the model fingerprint,
@@ -371,7 +373,9 @@ class RobotTrainer:
         degrees = torch.tensor([[float(inputs.neighbours[j].degree) if j in inputs.neighbours else 0.0
                                  for j in expected]], dtype=dtype)
         acks = [inputs.acks.get(j, (-1, 0, 0)) for j in expected]
-        return Inbox(payloads=payloads, mask=mask, sender_degrees=degrees,
+        sender_rho = torch.tensor([[inputs.neighbours[j].rho if j in inputs.neighbours else math.nan
+                                    for j in expected]], dtype=dtype)
+        return Inbox(payloads=payloads, mask=mask, sender_degrees=degrees, sender_rho=sender_rho,
                      senders=torch.tensor([[self.settings.team.index(j) for j in expected]]),
                      acks=Acknowledgements(round=torch.tensor([[a[0] for a in acks]]),
                                            bits=torch.tensor([[a[1] for a in acks]]),

@@ -19,6 +19,7 @@ logic, testable without ROS) can use them; only :func:`to_message` imports ``din
 from __future__ import annotations
 
 import array
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +175,7 @@ class WeightPacket:
     ack_robots: list[str] = field(default_factory=list)
     ack_bits: list[int] = field(default_factory=list)
     ack_span: int = 0
+    rho: float = math.nan
     auth_tag: Any = b""
 
 
@@ -184,14 +186,14 @@ NO_ACKS: Acks = ([], [], 0)
 
 def to_packet(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
               encoding: int = ENCODING_FLOAT32, session: int = 0, acks: Acks = NO_ACKS,
-              key: Any = None) -> WeightPacket:
+              key: Any = None, rho: float = math.nan) -> WeightPacket:
     """``values [m, n]`` → :class:`WeightPacket` (no ROS); signed when ``key`` (a
     :class:`dinno_ros.message_auth.TeamKey`) is given."""
     _check_header(round_index, degree, fingerprint)
     payload, m, n = encode_values(values, encoding)
     packet = WeightPacket(sender=sender, round=round_index, fingerprint=fingerprint, num_params=n,
                           num_vectors=m, degree=degree, encoding=encoding, payload=payload, session=session,
-                          ack_robots=list(acks[0]), ack_bits=list(acks[1]), ack_span=acks[2])
+                          ack_robots=list(acks[0]), ack_bits=list(acks[1]), ack_span=acks[2], rho=float(rho))
     if key is not None:
         key.sign(packet)
     return packet
@@ -208,7 +210,7 @@ def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
 
 def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
                encoding: int = ENCODING_FLOAT32, stamp: Any = None, session: int = 0, acks: Acks = NO_ACKS,
-               key: Any = None) -> Any:
+               key: Any = None, rho: float = math.nan) -> Any:
     """``values [m, n]`` (numpy or torch) → ``dinno_msgs.msg.WeightUpdate``.
 
     ``stamp`` is a ``builtin_interfaces/Time`` (e.g. ``node.get_clock().now().to_msg()``).
@@ -233,6 +235,7 @@ def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, 
     msg.ack_robots = list(acks[0])
     msg.ack_bits = array.array("I", acks[1])
     msg.ack_span = acks[2]
+    msg.rho = float(rho)
     if key is not None:
         key.sign(msg)
     return msg

@@ -37,6 +37,7 @@ class Inbox:
     ``senders[r, k]`` (optional) is the team index of slot ``k``'s sender and ``acks`` what the
     senders acknowledged (see :mod:`dinno_core.algorithms.dual_ledger`); with both, DiNNO keeps
     its edge duals equal and opposite under one-sided loss. Without them it is the paper's rule.
+    ``sender_rho`` (optional) carries each sender's penalty for the round (DiNNO with an adaptive ρ).
     """
 
     payloads: Tensor
@@ -44,6 +45,9 @@ class Inbox:
     sender_degrees: Tensor
     senders: Tensor | None = field(default=None)
     acks: Acknowledgements | None = field(default=None)
+    sender_rho: Tensor | None = field(default=None)
+    """``[R, K]``: each sender's DiNNO penalty for this round (what it will use on the edge), so
+    both ends of an edge can use the same ``rho_ij``; None where senders do not say."""
 
     @classmethod
     def empty(cls, num_robots: int, payload_vectors: int, num_params: int, dtype: torch.dtype,
@@ -188,6 +192,11 @@ class DistributedAlgorithm(ABC):
     def outgoing(self) -> Tensor:
         """What each robot sends its neighbours this round: ``[R, m, n]``."""
         return self.theta[:, None, :]
+
+    def outgoing_penalty(self) -> Tensor | None:
+        """The penalty each robot announces with its weights for the coming round, ``[R]``; None
+        for algorithms without one."""
+        return None
 
     @abstractmethod
     def _update(self, inbox: Inbox, sample: SampleFn) -> Tensor:

@@ -19,13 +19,20 @@ from dinno_core.params import FlatModel
 class Dinno(DistributedAlgorithm):
     """DiNNO for ``R`` robots. Per robot ``i`` and round ``k``:
 
-    1. ``rho <- min(gamma * rho, rho_max)``, then, with ``config.rho_adaptation``, residual
-       balancing from local residuals (:class:`~dinno_core.algorithms.penalty.ResidualBalancing`)
-    2. ``p_i <- p_i + rho * sum_j (theta_i^k - theta_j^k)``
-    3. ``B`` optimizer steps from ``theta_i^k`` on
-       ``l_i(theta) + theta . p_i + rho * sum_j ||theta - (theta_i^k + theta_j^k) / 2||^2``.
+    1. ``p_i <- p_i + sum_j rho_ij (theta_i^k - theta_j^k)``
+    2. ``B`` optimizer steps from ``theta_i^k`` on
+       ``l_i(theta) + theta . p_i + sum_j rho_ij ||theta - (theta_i^k + theta_j^k) / 2||^2``
+    3. the penalty for the next round: ``rho_i <- min(gamma * rho_i, rho_max)``, then, with
+       ``config.rho_adaptation``, residual balancing from this round's local residuals
+       (:class:`~dinno_core.algorithms.penalty.ResidualBalancing`).
 
-    Only ``theta`` is sent; the dual ``p_i`` stays local. A neighbour absent from the inbox
+    ``rho_ij = (rho_i + rho_j) / 2``, the mean of the penalties both ends announced with their
+    weights for the round (:meth:`outgoing_penalty`, ``Inbox.sender_rho``): the same number at both
+    ends, so the edge's dual changes are equal and opposite and ``sum_i p_i`` stays zero even when
+    adaptation gives robots different ρ. Without adaptation every robot has the same ρ and this is
+    the paper's rule; a sender that does not announce its ρ counts as having the receiver's.
+
+    Only ``theta`` (and ρ) is sent; the dual ``p_i`` stays local. A neighbour absent from the inbox
     contributes no term, so dropped links are a time-varying graph. ``config.primal_step``
     picks how step 3 is taken: the configured torch optimizer on the whole objective (the
     paper), or :class:`~dinno_core.algorithms.proximal.ProximalAdam`.
@@ -41,7 +48,9 @@ class Dinno(DistributedAlgorithm):
         super().__init__(model, theta)
         self.config = config
         self.dual = torch.zeros_like(self.theta)
-        self.rho = torch.full((self.num_robots,), config.rho_init, dtype=theta.dtype, device=theta.device)
+        self.rho = self._scheduled(torch.full((self.num_robots,), config.rho_init, dtype=theta.dtype,
+                                              device=theta.device))
+        """Each robot's penalty for the coming round (announced with its weights)."""
         self.solver: PrimalSolver | ProximalAdam
         if config.primal_step == "adam_proximal":
             self.solver = ProximalAdam(self.parameter, config.optimizer.betas)
@@ -53,6 +62,20 @@ class Dinno(DistributedAlgorithm):
         if config.rho_adaptation.kind == "residual_balancing":
             self.penalty = ResidualBalancing(config.rho_adaptation, self.num_robots, self.theta.shape[1],
                                              theta.dtype, theta.device)
+
+    def _scheduled(self, rho: Tensor) -> Tensor:
+        rho = rho * self.config.rho_scaling
+        return rho if self.config.rho_max is None else rho.clamp(max=self.config.rho_max)
+
+    def outgoing_penalty(self) -> Tensor:
+        return self.rho
+
+    def edge_penalty(self, inbox: Inbox) -> Tensor:
+        """``rho_ij [R, K]``: the mean of both ends' announced penalties (0 in empty slots)."""
+        own = self.rho[:, None].expand(inbox.mask.shape)
+        theirs = own if inbox.sender_rho is None else inbox.sender_rho.to(own)
+        theirs = torch.where(torch.isfinite(theirs) & (theirs > 0), theirs, own)  # NaN: not announced
+        return torch.where(inbox.mask, 0.5 * (own + theirs), 0.0)
 
     def _reconciles(self, inbox: Inbox) -> bool:
         return self.config.reconcile_window > 0 and inbox.senders is not None and inbox.acks is not None
@@ -68,35 +91,36 @@ class Dinno(DistributedAlgorithm):
 
     def _update(self, inbox: Inbox, sample: SampleFn) -> Tensor:
         theta_k = self.theta.clone()
-        degree = inbox.degree[:, None]
-        neighbour_sum = inbox.neighbour_sum(0)
-        self.rho = self.rho * self.config.rho_scaling
-        if self.config.rho_max is not None:
-            self.rho = self.rho.clamp(max=self.config.rho_max)
-        if self.penalty is not None:
-            self.rho = self.penalty.update(self.rho, theta_k, neighbour_sum, inbox.degree, self.dual, self.round)
-        rho = self.rho[:, None]
-        self.dual += rho * (degree * theta_k - neighbour_sum)
+        neighbours = inbox.masked(0)  # [R, K, n]
+        edge_rho = self.edge_penalty(inbox)  # [R, K]
+        weight = edge_rho.sum(dim=1)[:, None]  # sum_j rho_ij
+        weighted_sum = torch.einsum("rk,rkn->rn", edge_rho, neighbours)  # sum_j rho_ij theta_j
+        delta = edge_rho[:, :, None] * (theta_k[:, None, :] - neighbours)  # each edge's dual change
+        self.dual += weight * theta_k - weighted_sum
         if self._recording:  # each edge's share of that increment, until the neighbour acknowledges
-            delta = rho[:, :, None] * (theta_k[:, None, :] - inbox.masked(0))
             self.ledger.record(self.round, inbox.senders, inbox.mask, torch.where(inbox.mask[..., None], delta, 0.0))
-        anchor = degree * theta_k + neighbour_sum  # sum_j (theta_i^k + theta_j^k)
+        anchor = weight * theta_k + weighted_sum  # sum_j rho_ij (theta_i^k + theta_j^k)
         lr = learning_rate(self.config.lr, self.round)
         if isinstance(self.solver, ProximalAdam):
             if not self.config.optimizer.persistent_state:
                 self.solver.reset()
-            return self.solver.run(
+            loss = self.solver.run(
                 self.model, sample, self.config.primal_steps, self.config.batch_size, lr,
-                linear=self.dual - rho * anchor,
-                curvature=2.0 * rho * degree + self.config.optimizer.weight_decay,
+                linear=self.dual - anchor,
+                curvature=2.0 * weight + self.config.optimizer.weight_decay,
             )
+        else:
+            def augmented_gradient(theta: Tensor) -> Tensor:
+                return self.dual + 2.0 * weight * theta - anchor
 
-        def augmented_gradient(theta: Tensor) -> Tensor:
-            return self.dual + rho * (2.0 * degree * theta - anchor)
-
-        return self.solver.run(
-            self.model, sample, self.config.primal_steps, self.config.batch_size, lr, augmented_gradient,
-        )
+            loss = self.solver.run(
+                self.model, sample, self.config.primal_steps, self.config.batch_size, lr, augmented_gradient,
+            )
+        self.rho = self._scheduled(self.rho)  # the next round's penalty, announced with the new weights
+        if self.penalty is not None:
+            self.rho = self.penalty.update(self.rho, theta_k, inbox.neighbour_sum(0), inbox.degree, self.dual,
+                                           self.round)
+        return loss
 
     def _guarded_state(self) -> dict[str, Tensor]:
         return {"theta": self.parameter.data, "dual": self.dual}

@@ -21,11 +21,9 @@ A robot adapts only in rounds where it heard a neighbour in this and the previou
 Safety: the usual ADMM guarantees assume a fixed (or eventually fixed) ρ. Adaptation happens
 only in the first ``rounds`` rounds and within ``[rho_min, rho_max]``; after that ρ only follows
 DiNNO's ``rho_scaling`` schedule, so the method is C-ADMM from there on. Robots may end with
-different ρ, and while they differ, a robot's dual change is not the exact opposite of its
-neighbours', so the sum of duals leaves zero for as long as the robots disagree: the consensus
-point shifts (5e-3 relative on the convex task, see the tests and README), and on MNIST the
-weights drifted. Exactness needs a ρ shared by both ends of each edge (each message carrying its
-sender's ρ); not done here.
+different ρ: each announces its ρ with its weights and both ends of an edge use the mean of the
+two (:meth:`dinno_core.algorithms.dinno.Dinno.edge_penalty`), so the edge's dual changes cancel
+and the sum of the duals stays zero (the consensus point is the optimum's).
 """
 
 from __future__ import annotations
