@@ -1,9 +1,8 @@
 """One robot's side of a round over an unreliable network (plain logic, no ROS imports).
 
 A robot at round ``k`` publishes ``theta_i^k`` tagged ``k``, collects its neighbours' round-``k``
-weights, and steps when the round is *ready*. :class:`RoundExchange` is the collector; the ROS
-node feeds it every incoming ``WeightUpdate`` from its subscription callbacks (executor thread)
-and the training thread waits on it. Everything is guarded by one lock.
+weights, and steps when the round is *ready*. :class:`RoundExchange` is the collector: fed by the
+node's callbacks, waited on by the training thread, guarded by one lock.
 
 Rules (the numbers are the node parameters of the same name)
 ------------------------------------------------------------
@@ -15,9 +14,8 @@ and counts it under that reason (globally and, for teammates, per link):
 2. ``unauthenticated``: with a team key, the HMAC tag is missing or wrong
    (:mod:`dinno_ros.message_auth`): only team members are heard.
 3. ``foreign_model``: the fingerprint differs from ours (another architecture).
-4. ``malformed``: ``num_params`` / ``num_vectors`` differ from ours, unknown ``encoding``, the
-   payload length is not ``num_vectors * num_params * bytes_per_value``, or the
-   acknowledgement arrays differ in length.
+4. ``malformed``: wrong shape, encoding, payload length, acknowledgement arrays or announced
+   penalty (:func:`dinno_ros.weights_codec.message_problem`).
 5. ``duplicate_sender``: a process session of this sender that was already replaced by a newer
    one speaks again: two processes run with the same robot id (reported; see
    :attr:`LinkStats.duplicate`). A restart replaces the session once and never goes back.
@@ -26,33 +24,26 @@ and counts it under that reason (globally and, for teammates, per link):
 8. ``stale``: the round is earlier than ours; it can never be used.
 9. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
 
-What a message *is* (sender, tag, model, shape, values) is judged before *when* it came (its
-round against ours, which depends on arrival timing): a teammate's poisoned weights are counted
-``out_of_bounds`` whatever round they are tagged with, never ``stale`` by the luck of timing. A
-message dropped for its timing does not become the sender's bounded-change history.
+What a message *is* is judged before *when* it came: poisoned weights are ``out_of_bounds``
+whatever their round, never ``stale`` by the luck of timing; a message dropped for its timing does
+not become the sender's bounded-change history.
 
-Storage: per neighbour at most two messages are held: its message for the current round ``k``
-and the *newest* message for a later round (a newer later-round message replaces an older one,
-counted as ``superseded``; a duplicate of a held round replaces it). Moving to round ``k`` frees
-everything older than ``k``.
+Storage: per neighbour at most two messages: its round-``k`` message and its *newest* later one
+(an older later one is ``superseded``). Moving to round ``k`` frees everything older.
 
-Readiness: round ``k`` is ready when every *expected* neighbour (the static neighbours, or the
-teammates in communication range) either delivered its round-``k`` message or is already past
-``k`` (it published a later round, so its round-``k`` message will never come), or when
-``round_timeout`` has passed. A neighbour that missed ``absent_after`` rounds in a row is
-*absent*: not waited for (its round-``k`` message is still used if it is there) until it speaks
-again, so a cut-off robot costs its neighbours ``absent_after`` timeouts, not one per round, and
-the rest of the team nothing: a waiting robot signals its neighbours that it is alive and still
-in its round (``RoundWaiting``, :meth:`receive_waiting`), and a robot in a later round keeps
-waiting past ``round_timeout`` for a neighbour that does so, up to ``LONGEST_WAIT *
-round_timeout`` (:mod:`dinno_ros.round_waiting` has the rule and why it cannot hang); a silent
-neighbour is given up at ``round_timeout``. The robot then steps with the round-``k`` messages it has; the
-missing neighbours are simply absent from the Inbox: in DiNNO an absent neighbour contributes
-no dual/penalty term, in DSGD/DSGT no mixing weight, which is a time-varying graph.
+Readiness: round ``k`` is ready when every *expected* neighbour (static, or the teammates in
+range) delivered its round-``k`` message or is already past ``k``, or when ``round_timeout`` has
+passed. A neighbour that missed ``absent_after`` rounds in a row is *absent* (not waited for until
+it speaks again), so a cut-off robot costs its neighbours ``absent_after`` timeouts and the rest
+of the team nothing: a waiting robot signals that it is alive and still in its round
+(``RoundWaiting``, :meth:`receive_waiting`), and a robot in a later round keeps waiting past
+``round_timeout`` for a neighbour that does so, up to ``LONGEST_WAIT * round_timeout``
+(:mod:`dinno_ros.round_waiting`: the rule, and why it cannot hang); a silent neighbour is given
+up at ``round_timeout``. Missing neighbours are absent from the Inbox: no dual/penalty term in
+DiNNO, no mixing weight in DSGD/DSGT: a time-varying graph.
 
 Catch-up (rejoin): if some expected neighbour's newest message is for round ``K >= k + 2`` the
-robot is *behind* the team (it restarted from an older checkpoint, or was too slow and its
-neighbours went on after their timeouts). It does not step round ``k``; it adopts the highest
+robot is *behind* the team (restarted from an older checkpoint, or too slow). It does not step round ``k``; it adopts the highest
 round ``K`` among its neighbours as its own round (the node sets the algorithm's round counter
 to ``K``), publishes its weights tagged ``K`` and collects round ``K`` like any round: the
 neighbours' latest messages (held, round ``K``) are that round's values, and the neighbours
@@ -64,16 +55,14 @@ most ``max_round_lead`` rounds (more is ``absurd_round``); choose it larger than
 restarting robot can miss. Only accepted (authenticated, bounded) messages are held, so only
 team members can trigger a catch-up.
 
-Acknowledgements: the exchange remembers, per teammate, which of its rounds this robot used
-(:meth:`acknowledgements`, sent with every message), and hands the trainer each neighbour's
-newest acknowledgements of *our* rounds (:attr:`RoundInputs.acks`), which DiNNO needs to keep its
-edge duals equal and opposite under loss (:mod:`dinno_core.algorithms.dual_ledger`).
+Acknowledgements: which of each teammate's rounds this robot used (:meth:`acknowledgements`, sent
+with every message); each neighbour's newest acknowledgements of *our* rounds go to the trainer
+(:attr:`RoundInputs.acks`) for DiNNO's exact edge duals (:mod:`dinno_core.algorithms.dual_ledger`).
 """
 
 from __future__ import annotations
 
 import math
-
 import threading
 import time
 from collections import Counter
@@ -88,7 +77,7 @@ from dinno_ros.round_waiting import BEAT_EVERY, FRESH_FOR, BeatClock, RoundWait,
 from dinno_ros.update_guard import UpdateGuard
 from dinno_ros.ros_names import check_member, check_neighbours, check_team
 from dinno_ros.exchange_records import DropReason, ExchangeSnapshot, LinkStats, Received, RoundInputs
-from dinno_ros.weights_codec import WIRE_DTYPES, decode_values, payload_nbytes
+from dinno_ros.weights_codec import decode_values, message_problem
 
 __all__ = ["CATCH_UP_LAG", "DropReason", "ExchangeSnapshot", "LinkStats", "Received", "RoundExchange", "RoundInputs"]
 
@@ -185,7 +174,7 @@ class RoundExchange:
         if int(msg.fingerprint) != self.fingerprint:
             return self._drop(sender, DropReason.FOREIGN_MODEL,
                               f"fingerprint {int(msg.fingerprint):#x} != {self.fingerprint:#x}")
-        problem = self._shape_problem(msg)
+        problem = message_problem(msg, self.num_vectors, self.num_params)
         if problem:
             return self._drop(sender, DropReason.MALFORMED, problem)
         round_index = int(msg.round)
@@ -292,25 +281,6 @@ class RoundExchange:
             return None
         bits = int(msg.ack_bits[robots.index(self.robot_id)])
         return round_index - 1, bits, min(int(msg.ack_span), ACK_BITS)
-
-    def _shape_problem(self, msg: Any) -> str | None:
-        if len(getattr(msg, "ack_robots", ())) != len(getattr(msg, "ack_bits", ())):
-            return f"{len(msg.ack_robots)} ack_robots but {len(msg.ack_bits)} ack_bits"
-        encoding = int(msg.encoding)
-        if encoding not in WIRE_DTYPES:
-            return f"unknown encoding {encoding}"
-        if int(msg.num_params) != self.num_params:
-            return f"num_params {int(msg.num_params)} != {self.num_params}"
-        if int(msg.num_vectors) != self.num_vectors:
-            return f"num_vectors {int(msg.num_vectors)} != {self.num_vectors}"
-        rho = float(getattr(msg, "rho", math.nan))
-        if not (math.isnan(rho) or (math.isfinite(rho) and rho >= 0.0)):
-            return f"rho {rho} is neither 0/NaN (not announced) nor finite and > 0"
-        nbytes = len(msg.payload)
-        expected = payload_nbytes(self.num_vectors, self.num_params, encoding)
-        if nbytes != expected:
-            return f"payload has {nbytes} bytes, expected {expected}"
-        return None
 
     def _drop(self, sender: str | None, reason: DropReason, detail: str) -> tuple[DropReason, str]:
         with self._condition:

@@ -81,16 +81,14 @@ from dinno_core.config import ConfigError
 from dinno_core.tasks.mapping.raycast import cast_rays
 from dinno_ros.node_main import init_node, spin_node
 from dinno_ros.node_parameters import check_no_unknown_parameters, declare_checked, declare_mapping_task
-from dinno_ros.ros_names import check_team
 
 from dinno_ros.lidar_sim_messages import float32_array, stamp_of, yaw_quaternion
 from dinno_ros.lidar_sim_parameters import (
     INTEGRATION_STEP,
-    MOTIONS,
     NODE_NAME,
-    ODOMETRY_ORIGINS,
     SIM_PARAMETERS,
     TRACE_MAX_TICKS,
+    option_problems,
 )
 
 
@@ -202,44 +200,11 @@ class LidarSimNode(Node):
         return declare_checked(self, self._errors, name, default, kind, description, constraints)
 
     def _read_parameters(self) -> tuple[dict[str, Any], Any]:
-        error = self._errors.append
         p = {name: self._declare(name, default, kind, description, constraints)
              for name, default, kind, description, constraints in SIM_PARAMETERS}
         task = declare_mapping_task(self, self._errors, "the simulator serves")
         check_no_unknown_parameters(self, self._errors)
-        try:
-            check_team(p["team"])
-        except ValueError as problem:
-            error(f"parameter 'team': {problem}")
-        if p["seed"] < 0:
-            error(f"parameter 'seed': must be >= 0, got {p['seed']}")
-        for name in ("odom_rate_hz", "clock_rate_hz"):
-            if not (p[name] > 0 and math.isfinite(p[name])):
-                error(f"parameter '{name}': must be > 0, got {p[name]}")
-        if not (p["wait_for_subscribers"] >= 0 and math.isfinite(p["wait_for_subscribers"])):
-            error(f"parameter 'wait_for_subscribers': must be >= 0, got {p['wait_for_subscribers']}")
-        for name in ("scan_topic", "odom_topic"):
-            if "{robot}" not in p[name]:
-                error(f"parameter '{name}': must contain {{robot}}, got {p[name]!r}")
-        for name in ("scan_frame", "odom_frame", "base_frame", "world_frame"):
-            try:
-                p[name].format(robot="r")
-            except (KeyError, IndexError, ValueError):
-                error(f"parameter '{name}': only {{robot}} may be substituted, got {p[name]!r}")
-        if p["motion"] not in MOTIONS:
-            error(f"parameter 'motion': {p['motion']!r} is not allowed; allowed: {', '.join(MOTIONS)}")
-        if "{robot}" not in p["cmd_vel_topic"]:
-            error(f"parameter 'cmd_vel_topic': must contain {{robot}}, got {p['cmd_vel_topic']!r}")
-        for name in ("cmd_vel_timeout", "max_speed", "max_turn_rate"):
-            if not (p[name] > 0 and math.isfinite(p[name])):
-                error(f"parameter '{name}': must be > 0, got {p[name]}")
-        if not (p["robot_radius"] >= 0 and math.isfinite(p["robot_radius"])):
-            error(f"parameter 'robot_radius': must be >= 0, got {p['robot_radius']}")
-        if p["odometry_origin"] not in ODOMETRY_ORIGINS:
-            error(f"parameter 'odometry_origin': {p['odometry_origin']!r} is not allowed; "
-                  f"allowed: {', '.join(ODOMETRY_ORIGINS)}")
-        if len(p["lidar_mount"]) != 3 or not all(math.isfinite(v) for v in p["lidar_mount"]):
-            error(f"parameter 'lidar_mount': must be [x, y, yaw] (3 finite numbers), got {p['lidar_mount']}")
+        self._errors += option_problems(p)
         if self._errors:
             raise ConfigError("\n".join(self._errors))
         return p, task

@@ -1,9 +1,12 @@
 """The embedded lidar simulator's own parameters (see :mod:`dinno_ros.lidar_sim_node`): the
-table it declares, and its constants. Plain Python."""
+table it declares, its constants and the checks of its values. Plain Python."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from dinno_ros.ros_names import check_team
 
 NODE_NAME = "lidar_sim"
 MOTIONS = ("scripted", "cmd_vel")
@@ -54,3 +57,43 @@ SIM_PARAMETERS: list[tuple[str, Any, str, str, str]] = [
 ]
 TRACE_MAX_TICKS = 200_000
 """Scan ticks kept for trace_path (older ones are dropped beyond this)."""
+
+
+def option_problems(p: dict[str, Any]) -> list[str]:
+    """One line per invalid value of the simulator's own parameters (``p``: name → value)."""
+    errors: list[str] = []
+    error = errors.append
+    try:
+        check_team(p["team"])
+    except ValueError as problem:
+        error(f"parameter 'team': {problem}")
+    if p["seed"] < 0:
+        error(f"parameter 'seed': must be >= 0, got {p['seed']}")
+    for name in ("odom_rate_hz", "clock_rate_hz"):
+        if not (p[name] > 0 and math.isfinite(p[name])):
+            error(f"parameter '{name}': must be > 0, got {p[name]}")
+    if not (p["wait_for_subscribers"] >= 0 and math.isfinite(p["wait_for_subscribers"])):
+        error(f"parameter 'wait_for_subscribers': must be >= 0, got {p['wait_for_subscribers']}")
+    for name in ("scan_topic", "odom_topic"):
+        if "{robot}" not in p[name]:
+            error(f"parameter '{name}': must contain {{robot}}, got {p[name]!r}")
+    for name in ("scan_frame", "odom_frame", "base_frame", "world_frame"):
+        try:
+            p[name].format(robot="r")
+        except (KeyError, IndexError, ValueError):
+            error(f"parameter '{name}': only {{robot}} may be substituted, got {p[name]!r}")
+    if p["motion"] not in MOTIONS:
+        error(f"parameter 'motion': {p['motion']!r} is not allowed; allowed: {', '.join(MOTIONS)}")
+    if "{robot}" not in p["cmd_vel_topic"]:
+        error(f"parameter 'cmd_vel_topic': must contain {{robot}}, got {p['cmd_vel_topic']!r}")
+    for name in ("cmd_vel_timeout", "max_speed", "max_turn_rate"):
+        if not (p[name] > 0 and math.isfinite(p[name])):
+            error(f"parameter '{name}': must be > 0, got {p[name]}")
+    if not (p["robot_radius"] >= 0 and math.isfinite(p["robot_radius"])):
+        error(f"parameter 'robot_radius': must be >= 0, got {p['robot_radius']}")
+    if p["odometry_origin"] not in ODOMETRY_ORIGINS:
+        error(f"parameter 'odometry_origin': {p['odometry_origin']!r} is not allowed; "
+              f"allowed: {', '.join(ODOMETRY_ORIGINS)}")
+    if len(p["lidar_mount"]) != 3 or not all(math.isfinite(v) for v in p["lidar_mount"]):
+        error(f"parameter 'lidar_mount': must be [x, y, yaw] (3 finite numbers), got {p['lidar_mount']}")
+    return errors

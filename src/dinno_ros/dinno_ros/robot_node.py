@@ -49,7 +49,6 @@ from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float32
 
@@ -60,6 +59,7 @@ from dinno_ros.monitoring import diagnose, diagnostics_message, status_message
 from dinno_ros.node_main import hold_signals_while_saving, init_node, spin_until, tear_down
 from dinno_ros.node_parameters import declare_specs, parameter_overrides
 from dinno_ros.parameters import robot_parameters, validate_robot
+from dinno_ros.qos_profiles import waiting_qos, weights_qos, weights_reader_qos
 from dinno_ros.robot_settings import NodeOptions, RobotSettings
 from dinno_ros.sensor_inputs import pose_values, scan_values, subscribe_scan_inputs
 from dinno_ros.trainer import RobotTrainer, RoundReport
@@ -89,36 +89,21 @@ class RobotNode(Node):
         self.failed: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-        def weights_qos(depth: int) -> QoSProfile:
-            return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                              history=HistoryPolicy.KEEP_LAST, depth=depth)
-
         self.weights_pub = self.create_publisher(WeightUpdate, options.weights_topic,
                                                  weights_qos(options.weights_qos_depth))
-        # The reader keeps more samples than the writer: a burst (a neighbour's history arriving
-        # at discovery, or junk injected on its topic) must not push a valid round-k message out
-        # of the reader's history before the executor takes it. Same reliability and durability,
-        # so the QoS stays compatible; the history depth is not part of QoS matching.
-        reader_qos = weights_qos(max(options.weights_reader_depth, options.weights_qos_depth))
+        self.waiting_pub = self.create_publisher(RoundWaiting, options.waiting_topic, waiting_qos())
         me = settings.robot_id
         teammates = [r for r in settings.team if r != me]
-        self._weight_subs = [self.create_subscription(
-            WeightUpdate, topic, lambda msg, owner=robot, topic=topic: self._on_weights(msg, owner, topic), reader_qos)
-            for robot in (teammates if settings.uses_radius else settings.neighbours)
-            for topic in [options.neighbour_weights_topic.format(robot=robot)]]
-        # "Still waiting" signals: small and repeated while a robot waits, so BEST_EFFORT (a lost
-        # one is replaced by the next) and VOLATILE (an old one means nothing to a late joiner).
-        waiting_qos = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
-                                 history=HistoryPolicy.KEEP_LAST, depth=10)
-        self.waiting_pub = self.create_publisher(RoundWaiting, options.waiting_topic, waiting_qos)
-        self._waiting_subs = [self.create_subscription(
-            RoundWaiting, topic, lambda msg, owner=robot, topic=topic: self._on_waiting(msg, owner, topic), waiting_qos)
-            for robot in (teammates if settings.uses_radius else settings.neighbours)
-            for topic in [options.neighbour_waiting_topic.format(robot=robot)]]
-        self.loss_pub = self.create_publisher(Float32, "dinno/training_loss", 10)
-        self.distance_pub = self.create_publisher(Float32, "dinno/neighbour_distance", 10)
-        self.rho_pub = self.create_publisher(Float32, "dinno/rho", 10)
-        self.rate_pub = self.create_publisher(Float32, "dinno/round_rate", 10)
+        heard = teammates if settings.uses_radius else settings.neighbours
+        self._neighbour_subs = [self.create_subscription(
+            kind, pattern.format(robot=robot), lambda msg, owner=robot, kind=kind: self._on_neighbour(kind, msg, owner),
+            qos) for robot in heard for kind, pattern, qos in (
+                (WeightUpdate, options.neighbour_weights_topic,
+                 weights_reader_qos(options.weights_reader_depth, options.weights_qos_depth)),
+                (RoundWaiting, options.neighbour_waiting_topic, waiting_qos()))]
+        self.loss_pub, self.distance_pub, self.rho_pub, self.rate_pub = (
+            self.create_publisher(Float32, f"dinno/{name}", 10)
+            for name in ("training_loss", "neighbour_distance", "rho", "round_rate"))
         self.status_pub = self.create_publisher(RobotStatus, "dinno/status", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(options.diagnostics_period, self._publish_diagnostics)
@@ -152,19 +137,14 @@ class RobotNode(Node):
 
     # ------------------------------------------------------------------ incoming (executor thread)
 
-    def _on_weights(self, msg: Any, owner: str, topic: str) -> None:
-        dropped = self.trainer.receive_weights(msg, via=owner)
+    def _on_neighbour(self, kind: type, msg: Any, owner: str) -> None:
+        """A neighbour's weights or "still waiting" signal, handed to the trainer (which counts drops)."""
+        weights = kind is WeightUpdate
+        dropped = (self.trainer.receive_weights if weights else self.trainer.receive_waiting)(msg, via=owner)
         if dropped is not None:
             reason, detail = dropped
-            self.get_logger().warning(f"dropped a weight message on {topic}: {reason.value}: {detail}",
-                                      throttle_duration_sec=2.0)
-
-    def _on_waiting(self, msg: Any, owner: str, topic: str) -> None:
-        dropped = self.trainer.receive_waiting(msg, via=owner)
-        if dropped is not None:
-            reason, detail = dropped
-            self.get_logger().warning(f"dropped a waiting signal on {topic}: {reason.value}: {detail}",
-                                      throttle_duration_sec=2.0)
+            self.get_logger().warning(f"dropped a {'weight message' if weights else 'waiting signal'} from "
+                                      f"{owner}'s topic: {reason.value}: {detail}", throttle_duration_sec=2.0)
 
     def _on_pose(self, msg: Any, owner: str | None = None) -> None:  # owner None: frame.pose_topic
         values = pose_values(msg)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,3 +126,28 @@ def diagnostic_values(state: TrainerState, data: dict[str, Any]) -> dict[str, An
         "dual_expired": 0 if report is None else report.dual_expired}
     values.update({f"data.{k}": v for k, v in data.items()})
     return values
+
+
+def dual_values(algorithm: Any, fingerprint: int) -> tuple[float, int, int]:
+    """``(dual_probe, reverted, expired)`` of a robot's DiNNO edge duals (NaN, 0, 0 for algorithms
+    without them)."""
+    from dinno_core.algorithms.dual_ledger import dual_probe
+
+    dual = getattr(algorithm, "dual", None)
+    ledger = getattr(algorithm, "ledger", None)
+    if dual is None or ledger is None:
+        return float("nan"), 0, 0
+    return (float(dual_probe(dual, fingerprint)[0]), int(ledger.counts["reverted"][0]),
+            int(ledger.counts["expired"][0]))
+
+
+def write_results(path: str, results: dict[str, Any], weights: np.ndarray) -> str:
+    """``results`` as JSON at ``path`` and ``weights`` beside it (``<name>.weights.npy``), both
+    atomically, the folder created: a robot started by ``ros2 launch`` (no dinno-team to prepare
+    results/robots/) must still write its results."""
+    from dinno_core.checkpoint import atomic_write, write_json
+
+    weights_path = str(Path(path).with_suffix("")) + ".weights.npy"
+    atomic_write(weights_path, lambda handle: np.save(handle, weights))
+    write_json(path, {**results, "weights_path": weights_path})
+    return path

@@ -27,23 +27,19 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from dinno_core.algorithms import Inbox, build_algorithm
-from dinno_core.algorithms.dual_ledger import Acknowledgements, dual_probe
+from dinno_core.algorithms import build_algorithm
 from dinno_core.checkpoint import (
     CheckpointError,
-    atomic_write,
     claim_checkpoint_path,
     load_checkpoint,
     restore,
     save_checkpoint,
-    write_json,
 )
 from dinno_core.config import set_up_model
 from dinno_core.graphs import neighbours_in_range
@@ -52,7 +48,16 @@ from dinno_ros.data_sources import DataSource, ScanGeometry, default_data_source
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.message_auth import TeamKey
 from dinno_ros.monitoring import BytesSent
-from dinno_ros.robot_report import CatchUp, RoundReport, TrainerState, diagnostic_values, results_document
+from dinno_ros.robot_report import (
+    CatchUp,
+    RoundReport,
+    TrainerState,
+    diagnostic_values,
+    dual_values,
+    results_document,
+    write_results,
+)
+from dinno_ros.round_inbox import round_inbox
 from dinno_ros.robot_settings import RobotSettings
 from dinno_ros.update_guard import GuardLimits, UpdateGuard
 from dinno_ros.weights_codec import EncodingError
@@ -358,29 +363,6 @@ class RobotTrainer:
         if sent:
             self.bytes_sent.add(sent, time.monotonic())
 
-    def _inbox(self, inputs: RoundInputs) -> Inbox:
-        """One slot per expected neighbour (absent ones masked), with its team index and its newest
-        acknowledgement of our rounds, so DiNNO can reconcile its edge duals."""
-        dtype = self.settings.torch_dtype
-        expected = list(inputs.expected) or list(inputs.neighbours)
-        if not expected:
-            return Inbox.empty(1, self.algorithm.payload_vectors, self.num_params, dtype)
-        present = [j for j in expected if j in inputs.neighbours]
-        payloads = torch.zeros(1, len(expected), self.algorithm.payload_vectors, self.num_params, dtype=dtype)
-        mask = torch.tensor([[j in inputs.neighbours for j in expected]])
-        if present:
-            payloads[0, mask[0]] = torch.from_numpy(np.stack([inputs.neighbours[j].values for j in present])).to(dtype)
-        degrees = torch.tensor([[float(inputs.neighbours[j].degree) if j in inputs.neighbours else 0.0
-                                 for j in expected]], dtype=dtype)
-        acks = [inputs.acks.get(j, (-1, 0, 0)) for j in expected]
-        sender_rho = torch.tensor([[inputs.neighbours[j].rho if j in inputs.neighbours else math.nan
-                                    for j in expected]], dtype=dtype)
-        return Inbox(payloads=payloads, mask=mask, sender_degrees=degrees, sender_rho=sender_rho,
-                     senders=torch.tensor([[self.settings.team.index(j) for j in expected]]),
-                     acks=Acknowledgements(round=torch.tensor([[a[0] for a in acks]]),
-                                           bits=torch.tensor([[a[1] for a in acks]]),
-                                           span=torch.tensor([[a[2] for a in acks]])))
-
     def _set_reference(self) -> None:
         """This robot's weights are the bounded-change check's reference for its neighbours'."""
         if self.exchange.guard is not None:
@@ -388,15 +370,11 @@ class RobotTrainer:
 
     def dual_monitor(self) -> tuple[float, int, int]:
         """``(dual_probe, reverted, expired)`` of DiNNO's edge duals (NaN, 0, 0 for other algorithms)."""
-        dual = getattr(self.algorithm, "dual", None)
-        ledger = getattr(self.algorithm, "ledger", None)
-        if dual is None or ledger is None:
-            return float("nan"), 0, 0
-        return (float(dual_probe(dual, self.fingerprint)[0]), int(ledger.counts["reverted"][0]),
-                int(ledger.counts["expired"][0]))
+        return dual_values(self.algorithm, self.fingerprint)
 
     def _step(self, inputs: RoundInputs) -> None:
-        inbox = self._inbox(inputs)
+        inbox = round_inbox(inputs, self.settings.team, self.algorithm.payload_vectors, self.num_params,
+                            self.settings.torch_dtype)
         with self._lock:
             own = self.algorithm.outgoing()[0, 0].clone()
             stats = self.algorithm.step(inbox, self.data.sample)
@@ -462,16 +440,11 @@ class RobotTrainer:
             started_unix=self.started_unix, bytes_sent=self.bytes_sent.total)
 
     def write_results(self) -> str | None:
+        """The results JSON (``results_path``) and the final weights beside it; the path or None."""
         path = self.settings.results_path
         if not path:
             return None
         results = self.results()
-        weights_path = str(Path(path).with_suffix("")) + ".weights.npy"
         with self._lock:
             weights = self.algorithm.theta[0].detach().cpu().numpy().copy()
-        # Atomic, and the folder is created: a robot started by `ros2 launch` (no dinno-team
-        # to prepare results/robots/) must still write its results.
-        atomic_write(weights_path, lambda handle: np.save(handle, weights))
-        results["weights_path"] = weights_path
-        write_json(path, results)
-        return path
+        return write_results(path, results, weights)

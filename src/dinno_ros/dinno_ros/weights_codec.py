@@ -241,6 +241,29 @@ def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, 
     return msg
 
 
+def message_problem(msg: Any, num_vectors: int, num_params: int) -> str | None:
+    """Why a ``WeightUpdate`` (or :class:`WeightPacket`) cannot be a model of ``num_vectors`` ×
+    ``num_params`` values (shape, encoding, payload length, acknowledgement arrays, announced
+    penalty), or None."""
+    if len(getattr(msg, "ack_robots", ())) != len(getattr(msg, "ack_bits", ())):
+        return f"{len(msg.ack_robots)} ack_robots but {len(msg.ack_bits)} ack_bits"
+    encoding = int(msg.encoding)
+    if encoding not in WIRE_DTYPES:
+        return f"unknown encoding {encoding}"
+    if int(msg.num_params) != num_params:
+        return f"num_params {int(msg.num_params)} != {num_params}"
+    if int(msg.num_vectors) != num_vectors:
+        return f"num_vectors {int(msg.num_vectors)} != {num_vectors}"
+    rho = float(getattr(msg, "rho", math.nan))
+    if not (math.isnan(rho) or (math.isfinite(rho) and rho >= 0.0)):
+        return f"rho {rho} is neither 0/NaN (not announced) nor finite and > 0"
+    nbytes = len(msg.payload)
+    expected = payload_nbytes(num_vectors, num_params, encoding)
+    if nbytes != expected:
+        return f"payload has {nbytes} bytes, expected {expected}"
+    return None
+
+
 def from_message(msg: Any) -> np.ndarray:
     """``WeightUpdate`` (or :class:`WeightPacket`) → ``float32 [num_vectors, num_params]``.
 
