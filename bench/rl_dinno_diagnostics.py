@@ -11,7 +11,8 @@ experiment's own ``run_algorithm`` and records, at the first primal step of ever
   first step is ``lr * sign(gradient)``) has the sign of the PPO gradient, i.e. is steered by
   the task rather than by the dual and penalty terms;
 - ``cos_ij``: the mean cosine between two robots' PPO gradients (1: the same signal, 0: noise);
-- ``cos_gp``: the mean cosine between ``-p_i`` and the robot's PPO gradient this round.
+- ``cos_gp``: the mean cosine between ``-p_i`` and the robot's PPO gradient this round;
+- ``move``: how far the round's primal step moved the weights, ``||theta_i^{k+1} - theta_i^k||``.
 
 The recording wraps ``PrimalSolver.run`` (nothing in the algorithm changes). Example:
 
@@ -49,6 +50,8 @@ def _norms(values: torch.Tensor) -> tuple[float, float]:
 def recording_run(self: Any, model: Any, sample: Any, steps: int, batch_size: int, lr: float,
                   extra_gradient: Any = None) -> torch.Tensor:
     theta = self.parameter.detach()
+    if OPTIONS.get("no_dual") and extra_gradient is not None:  # diagnostic: penalty only, p_i = 0
+        CURRENT["algorithm"].dual.zero_()
     inputs, targets = sample(batch_size)
     _, grads = model.loss_and_grad(theta, inputs, targets)
     entry: dict[str, float] = {}
@@ -71,11 +74,15 @@ def recording_run(self: Any, model: Any, sample: Any, steps: int, batch_size: in
         entry["sign_critic"] = float(same[:, ACTOR_SIZE:].mean())
         entry["cos_gp_actor"] = float(torch.nn.functional.cosine_similarity(
             grads[:, :ACTOR_SIZE], -dual[:, :ACTOR_SIZE], dim=1).mean())
+    start = theta.clone()
+    loss = ORIGINAL_RUN(self, model, sample, steps, batch_size, lr, extra_gradient)
+    entry["move_actor"], entry["move_critic"] = _norms(self.parameter.detach() - start)
     RECORD.append(entry)
-    return ORIGINAL_RUN(self, model, sample, steps, batch_size, lr, extra_gradient)
+    return loss
 
 
 CURRENT: dict[str, Any] = {}
+OPTIONS: dict[str, Any] = {}
 
 
 def _set(config: dict[str, Any], assignment: str) -> None:
@@ -95,7 +102,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument("--set", action="append", default=[], help="dotted.key=yaml_value override")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--no-dual", action="store_true",
+                        help="diagnostic only: zero DiNNO's dual before every primal step (penalty only)")
     args = parser.parse_args()
+    OPTIONS["no_dual"] = args.no_dual
     raw = yaml.safe_load(args.config.read_text())
     raw["rounds"] = args.rounds
     for assignment in args.set:
@@ -130,7 +140,7 @@ def main() -> None:
 
     began, cpu = time.perf_counter(), time.process_time()
     curves, final, _, _ = run_algorithm(config, args.algorithm, config.algorithms[args.algorithm], theta0, report)
-    result = {"algorithm": args.algorithm, "overrides": args.set, "rounds": args.rounds, "rows": rows,
+    result = {"algorithm": args.algorithm, "overrides": args.set, "no_dual": args.no_dual, "rounds": args.rounds, "rows": rows,
               "final_episode_reward": final["episode_reward"], "wall_s": time.perf_counter() - began,
               "cpu_s": time.process_time() - cpu}
     args.out.write_text(json.dumps(result, indent=1))
