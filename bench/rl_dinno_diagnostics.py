@@ -33,12 +33,14 @@ import yaml
 
 import dinno_core
 from dinno_core.algorithms import base as algorithms_base
+from dinno_core.algorithms.proximal import ProximalAdam
 from dinno_core.config import ExperimentConfig
 from dinno_core.experiment import initial_weights, run_algorithm
 
 CONFIG = Path(dinno_core.__file__).parent / "configs" / "rl_predator_prey.yaml"
 RECORD: list[dict[str, float]] = []
 ORIGINAL_RUN = algorithms_base.PrimalSolver.run
+ORIGINAL_PROXIMAL_RUN = ProximalAdam.run
 ACTOR_SIZE = 0
 
 
@@ -81,6 +83,21 @@ def recording_run(self: Any, model: Any, sample: Any, steps: int, batch_size: in
     return loss
 
 
+def recording_proximal_run(self: Any, model: Any, sample: Any, steps: int, batch_size: int, lr: float,
+                           linear: torch.Tensor, curvature: torch.Tensor) -> torch.Tensor:
+    """``primal_step: adam_proximal``: the PPO gradient, the dual and the weights' motion."""
+    theta = self.parameter.detach()
+    _, grads = model.loss_and_grad(theta, *sample(batch_size))
+    entry: dict[str, float] = {}
+    entry["g_actor"], entry["g_critic"] = _norms(grads)
+    entry["dual_actor"], entry["dual_critic"] = _norms(CURRENT["algorithm"].dual)
+    start = theta.clone()
+    loss = ORIGINAL_PROXIMAL_RUN(self, model, sample, steps, batch_size, lr, linear, curvature)
+    entry["move_actor"], entry["move_critic"] = _norms(self.parameter.detach() - start)
+    RECORD.append(entry)
+    return loss
+
+
 CURRENT: dict[str, Any] = {}
 OPTIONS: dict[str, Any] = {}
 
@@ -102,6 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument("--set", action="append", default=[], help="dotted.key=yaml_value override")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--weights", type=Path, default=None, help="save the final weights here")
     parser.add_argument("--no-dual", action="store_true",
                         help="diagnostic only: zero DiNNO's dual before every primal step (penalty only)")
     args = parser.parse_args()
@@ -124,6 +142,7 @@ def main() -> None:
 
     experiment.build_algorithm = capturing_build
     algorithms_base.PrimalSolver.run = recording_run
+    ProximalAdam.run = recording_proximal_run
     rows: list[dict[str, float]] = []
 
     def report(done: int, values: dict[str, float] | None) -> None:
@@ -133,17 +152,19 @@ def main() -> None:
         row = {"round": done, "episode_reward": values["episode_reward"],
                "consensus_error": values["consensus_error"],
                "action_disagreement": values.get("action_disagreement", 0.0)}
-        for key in recent[0]:
+        for key in (recent[0] if recent else {}):
             row[key] = sum(r[key] for r in recent) / len(recent)
         rows.append(row)
         print(" ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
 
     began, cpu = time.perf_counter(), time.process_time()
-    curves, final, _, _ = run_algorithm(config, args.algorithm, config.algorithms[args.algorithm], theta0, report)
+    curves, final, theta, _ = run_algorithm(config, args.algorithm, config.algorithms[args.algorithm], theta0, report)
     result = {"algorithm": args.algorithm, "overrides": args.set, "no_dual": args.no_dual, "rounds": args.rounds, "rows": rows,
               "final_episode_reward": final["episode_reward"], "wall_s": time.perf_counter() - began,
               "cpu_s": time.process_time() - cpu}
     args.out.write_text(json.dumps(result, indent=1))
+    if args.weights is not None:  # for bench/rl_action_means.py
+        torch.save({args.algorithm: theta}, args.weights)
     print(f"final episode_reward {final['episode_reward']:.1f}  wall {result['wall_s']:.0f} s  cpu {result['cpu_s']:.0f} s")
 
 
