@@ -142,6 +142,7 @@ class SimulatedTeam:
         outgoing = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)
         inbox = gather_inbox(outgoing, self.current_graph, self.ack_bits, self._acked_round,
                              self._ack_span, penalty=self.algorithm.outgoing_penalty())
+        inbox.own_sent = outgoing  # what the neighbours received from each robot
         stats = self.algorithm.step(inbox, self.data.sample)
         used = used_matrix(inbox, self.algorithm.num_robots).long()
         self.ack_bits = ((self.ack_bits << 1) | used) & ((1 << ACK_BITS) - 1)

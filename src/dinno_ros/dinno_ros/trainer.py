@@ -42,6 +42,7 @@ from dinno_core.checkpoint import (
     save_checkpoint,
 )
 from dinno_core.config import set_up_model
+from dinno_core.quantization import wire_roundtrip
 from dinno_core.graphs import neighbours_in_range
 from dinno_core.team import TeamData
 from dinno_ros.data_sources import DataSource, ScanGeometry, default_data_source, planar_pose
@@ -73,8 +74,10 @@ class RobotTrainer:
                  publish: Callable[[Tensor, int, int], int | None] = lambda values, round_index, degree: None,
                  on_round: Callable[[RoundReport], None] = lambda report: None,
                  make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
-                 log: Any = None, signal_waiting: Callable[[int], None] | None = None) -> None:
+                 log: Any = None, signal_waiting: Callable[[int], None] | None = None,
+                 wire_encoding: str = "float32") -> None:
         self.settings = settings
+        self.wire_encoding = wire_encoding  # how publish encodes: the algorithm gets its weights as sent
         self._publish = publish
         self._on_round = on_round
         self._signal_waiting = signal_waiting
@@ -116,8 +119,7 @@ class RobotTrainer:
         self._set_reference()
 
     @staticmethod
-    def _team_key(settings: RobotSettings) -> TeamKey | None:
-        """The team key (``auth: hmac``); a missing or bad file is a ConfigError naming it."""
+    def _team_key(settings: RobotSettings) -> TeamKey | None:  # auth hmac; a bad file: ConfigError
         return TeamKey.from_file(settings.team_key_file) if settings.auth == "hmac" else None
 
     def wire_fields(self, round_index: int) -> dict[str, Any]:
@@ -200,23 +202,20 @@ class RobotTrainer:
     def expected_neighbours(self) -> tuple[str, ...]:
         return self.exchange.expected
 
-    def close(self) -> None:
-        """Wake a waiting round at once (shutdown); :meth:`run` then returns."""
+    def close(self) -> None:  # wake a waiting round at once (shutdown); run() then returns
         self.exchange.close()
 
     # ------------------------------------------------------------------ what the node reads
 
     @property
-    def round(self) -> int:
-        """Rounds completed."""
+    def round(self) -> int:  # rounds completed
         return self.algorithm.round
 
     @property
     def finished(self) -> bool:
         return self.state.finished
 
-    def current_weights(self) -> Tensor:
-        """A copy of this robot's weights ``[n]``."""
+    def current_weights(self) -> Tensor:  # a copy of this robot's weights [n]
         with self._lock:
             return self.algorithm.theta[0].clone()
 
@@ -377,6 +376,7 @@ class RobotTrainer:
                             self.settings.torch_dtype)
         with self._lock:
             own = self.algorithm.outgoing()[0, 0].clone()
+            inbox.own_sent = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)  # as neighbours got it
             stats = self.algorithm.step(inbox, self.data.sample)
         self._set_reference()
         if inbox.mask.any():

@@ -45,6 +45,10 @@ class Inbox:
     sender_degrees: Tensor
     senders: Tensor | None = field(default=None)
     acks: Acknowledgements | None = field(default=None)
+    own_sent: Tensor | None = field(default=None)
+    """``[R, m, n]``: each robot's own payload as its neighbours received it (after the wire's
+    encoding, e.g. 8-bit); None: exactly its weights. DiNNO uses it on its side of every edge so
+    both ends see the same numbers and quantization cannot move the duals' sum."""
     sender_rho: Tensor | None = field(default=None)
     """``[R, K]``: each sender's DiNNO penalty for this round (what it will use on the edge), so
     both ends of an edge can use the same ``rho_ij``; None where senders do not say."""

@@ -91,15 +91,18 @@ class Dinno(DistributedAlgorithm):
 
     def _update(self, inbox: Inbox, sample: SampleFn) -> Tensor:
         theta_k = self.theta.clone()
+        # This robot's side of each edge is its weights as its neighbours received them (the wire
+        # may round them, e.g. 8-bit): the edge's two dual changes then cancel exactly.
+        sent = theta_k if inbox.own_sent is None else inbox.own_sent[:, 0].to(theta_k)
         neighbours = inbox.masked(0)  # [R, K, n]
         edge_rho = self.edge_penalty(inbox)  # [R, K]
         weight = edge_rho.sum(dim=1)[:, None]  # sum_j rho_ij
         weighted_sum = torch.einsum("rk,rkn->rn", edge_rho, neighbours)  # sum_j rho_ij theta_j
-        delta = edge_rho[:, :, None] * (theta_k[:, None, :] - neighbours)  # each edge's dual change
-        self.dual += weight * theta_k - weighted_sum
+        delta = edge_rho[:, :, None] * (sent[:, None, :] - neighbours)  # each edge's dual change
+        self.dual += weight * sent - weighted_sum
         if self._recording:  # each edge's share of that increment, until the neighbour acknowledges
             self.ledger.record(self.round, inbox.senders, inbox.mask, torch.where(inbox.mask[..., None], delta, 0.0))
-        anchor = weight * theta_k + weighted_sum  # sum_j rho_ij (theta_i^k + theta_j^k)
+        anchor = weight * sent + weighted_sum  # sum_j rho_ij (theta_i^k + theta_j^k), as both ends see them
         lr = learning_rate(self.config.lr, self.round)
         if isinstance(self.solver, ProximalAdam):
             if not self.config.optimizer.persistent_state:
