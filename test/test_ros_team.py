@@ -311,10 +311,12 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
     base = {r: monitor.round_of(r) for r in survivors}
     monitor.wait_for(lambda: all(monitor.round_of(r) >= base[r] + 5 for r in survivors), 60.0,
                      "the survivors to advance 5 rounds without robot_2")
+    # They train on with each other, without robot_2 (a round in which one of them was too slow
+    # for the other's 0.4 s timeout on a loaded machine is a normal round, so: soon, not at once).
+    monitor.wait_for(lambda: all(list(monitor.status[r].neighbours_heard) == [s for s in survivors if s != r]
+                                 for r in survivors), 30.0, "the survivors to hear each other and not robot_2")
     with monitor.condition:
-        heard = {r: list(monitor.status[r].neighbours_heard) for r in survivors}
         sent = {r: (int(monitor.status[r].bytes_sent), float(monitor.status[r].bytes_per_second)) for r in survivors}
-    assert all(h == [s for s in survivors if s != r] for r, h in heard.items()), heard
     # The status reports what went on the radio: every stepped round's weights, and a rate.
     assert all(total >= base[r] * 4 * reference_problem()[1].spec.numel and rate > 0 for r, (total, rate) in sent.items()), sent
 
