@@ -172,7 +172,8 @@ def test_initial_poses_and_mount_give_the_shared_frame_map(tmp_path, ros_env):
     runs = {kind: run_team(kind, tmp_path, ros_env) for kind in ("shared", "own_frames", "no_frames")}
     for kind, run in runs.items():
         for robot, entry in run["summary"]["robots"].items():
-            assert entry["rounds_done"] >= MIN_ROUNDS and entry["scans_used"] > 50, (kind, robot, entry)
+            # trained on its own scans (an idle machine runs the 200 rounds in ~10 s: 50 scans at 5 Hz)
+            assert entry["rounds_done"] >= MIN_ROUNDS and entry["scans_used"] >= 30, (kind, robot, entry)
             assert entry["scans_malformed"] == 0, (kind, robot, entry)
     measured = compare(runs)
     print(json.dumps(measured))  # pytest -s shows the numbers
