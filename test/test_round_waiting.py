@@ -263,7 +263,9 @@ def test_without_the_signals_a_non_neighbour_races_the_waiting_neighbour():
     """The same ring without signals: r2 waits for the slow r1, which sends its next round one
     timeout plus its step after r2 began to wait, so r2 times out too (the race the signals end)."""
     timeouts, _ = run_ring(cut_at=3, rounds=12, signals=False)
-    assert timeouts["r1"] == 1 and timeouts["r4"] == 1, timeouts
+    # Without signals the races cascade, so the cut robot's neighbours may time out more than once
+    # (a clean-clone CI run saw r4 twice); what the control shows is that the non-neighbour does too.
+    assert timeouts["r1"] >= 1 and timeouts["r4"] >= 1, timeouts
     assert timeouts["r2"] >= 1, timeouts
 
 
