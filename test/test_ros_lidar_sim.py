@@ -64,10 +64,10 @@ def _stop(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 
         pytest.fail(f"process did not exit within {timeout} s of {signal.Signals(sig).name}")
 
 
-# ------------------------------------------------------------------------------ simulator
-
-
-def test_simulator_publishes_scans_and_odometry_that_match_the_core(ros_context, ros_env, tmp_path):
+def _start_simulator(ros_context, ros_env, team, beams, speed, trace_path, log, *extra):
+    """The simulator as a process (seed 3, noise 0, 10 Hz, ``extra`` ``name:=value`` parameters) and
+    a node in this process recording every robot's scans and odometry: ``(process, node, executor,
+    scans, odoms)``."""
     from nav_msgs.msg import Odometry
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
@@ -75,12 +75,11 @@ def test_simulator_publishes_scans_and_odometry_that_match_the_core(ros_context,
 
     import rclpy
 
-    team, beams, speed = ["robot_0", "robot_1"], 36, 0.8
-    trace_path, log = tmp_path / "trace.npz", tmp_path / "sim.log"
+    parameters = [f"team:=[{', '.join(team)}]", "seed:=3", f"task.lidar.num_beams:={beams}", "task.lidar.noise_std:=0.0",
+                  f"task.speed:={speed}", "task.lidar.rate_hz:=10.0", *extra, f"trace_path:={trace_path}",
+                  "wait_for_subscribers:=60.0"]
     command = [sys.executable, "-m", "dinno_ros.lidar_sim_node", "--ros-args",
-               "-p", "team:=[robot_0, robot_1]", "-p", "seed:=3", "-p", f"task.lidar.num_beams:={beams}",
-               "-p", "task.lidar.noise_std:=0.0", "-p", f"task.speed:={speed}", "-p", "task.lidar.rate_hz:=10.0",
-               "-p", f"trace_path:={trace_path}", "-p", "wait_for_subscribers:=60.0"]
+               *[arg for parameter in parameters for arg in ("-p", parameter)]]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=ros_env, stdout=out, stderr=subprocess.STDOUT)
     node = rclpy.create_node("sim_checker", context=ros_context)
@@ -91,6 +90,16 @@ def test_simulator_publishes_scans_and_odometry_that_match_the_core(ros_context,
         node.create_subscription(Odometry, f"/{robot}/odom", odoms[robot].append, 50)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
+    return process, node, executor, scans, odoms
+
+
+# ------------------------------------------------------------------------------ simulator
+
+
+def test_simulator_publishes_scans_and_odometry_that_match_the_core(ros_context, ros_env, tmp_path):
+    team, beams, speed = ["robot_0", "robot_1"], 36, 0.8
+    trace_path, log = tmp_path / "trace.npz", tmp_path / "sim.log"
+    process, node, executor, scans, odoms = _start_simulator(ros_context, ros_env, team, beams, speed, trace_path, log)
     try:
         enough = _spin_until(executor, lambda: len(scans["robot_0"]) >= 8 and len(scans["robot_1"]) >= 3
                              and len(odoms["robot_0"]) >= 20, 90.0, process, log)
@@ -171,31 +180,11 @@ MOUNT = (0.3, -0.15, 0.5)
 
 def test_simulator_odometry_starts_at_zero_and_scans_come_from_an_upside_down_off_centre_lidar(
         ros_context, ros_env, tmp_path):
-    from nav_msgs.msg import Odometry
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import LaserScan
-
-    import rclpy
-
     team, beams, speed = ["robot_0", "robot_1"], 36, 0.8
     trace_path, log = tmp_path / "trace.npz", tmp_path / "sim.log"
-    command = [sys.executable, "-m", "dinno_ros.lidar_sim_node", "--ros-args",
-               "-p", "team:=[robot_0, robot_1]", "-p", "seed:=3", "-p", f"task.lidar.num_beams:={beams}",
-               "-p", "task.lidar.noise_std:=0.0", "-p", f"task.speed:={speed}", "-p", "task.lidar.rate_hz:=10.0",
-               "-p", "odometry_origin:=start", "-p", f"lidar_mount:=[{MOUNT[0]}, {MOUNT[1]}, {MOUNT[2]}]",
-               "-p", "lidar_upside_down:=true",
-               "-p", f"trace_path:={trace_path}", "-p", "wait_for_subscribers:=60.0"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=ros_env, stdout=out, stderr=subprocess.STDOUT)
-    node = rclpy.create_node("sim_checker", context=ros_context)
-    scans: dict[str, list] = {r: [] for r in team}
-    odoms: dict[str, list] = {r: [] for r in team}
-    for robot in team:
-        node.create_subscription(Odometry, f"/{robot}/odom", odoms[robot].append, 50)
-        node.create_subscription(LaserScan, f"/{robot}/scan", scans[robot].append, qos_profile_sensor_data)
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
+    process, node, executor, scans, odoms = _start_simulator(
+        ros_context, ros_env, team, beams, speed, trace_path, log,
+        "odometry_origin:=start", f"lidar_mount:=[{MOUNT[0]}, {MOUNT[1]}, {MOUNT[2]}]", "lidar_upside_down:=true")
     try:
         enough = _spin_until(executor, lambda: all(len(scans[r]) >= 6 and len(odoms[r]) >= 15 for r in team),
                              90.0, process, log)

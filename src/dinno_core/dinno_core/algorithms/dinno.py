@@ -121,7 +121,7 @@ class Dinno(DistributedAlgorithm):
             )
         self.rho = self._scheduled(self.rho)  # the next round's penalty, announced with the new weights
         if self.penalty is not None:
-            self.rho = self.penalty.update(self.rho, theta_k, inbox.neighbour_sum(0), inbox.degree, self.dual,
+            self.rho = self.penalty.update(self.rho, theta_k, neighbours.sum(dim=1), inbox.degree, self.dual,
                                            self.round)
         return loss
 
