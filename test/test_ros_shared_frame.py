@@ -61,8 +61,10 @@ IOU_MARGIN = 0.1
 """(b)'s occupied-cell IoU on the whole grid is at least (a)'s minus this."""
 ACCURACY_MARGIN = 0.05
 """(b)'s accuracy on the seen cells is at least (a)'s minus this."""
-WRONG_IOU = 0.15
-"""(c)'s IoU stays below this (and (a)'s is above it)."""
+WRONG_MARGIN = 0.1
+"""(c)'s accuracy on the seen cells stays at least this far below (a)'s (measured: 0.63-0.67
+against 0.83-0.86). Its IoU only stays below (a)'s: a map in the wrong frame still lays some of
+its walls over the plan's (measured 0.004-0.20 against 0.31-0.36)."""
 
 TEAM = {
     "name": "shared_frame",
@@ -183,6 +185,7 @@ def test_initial_poses_and_mount_give_the_shared_frame_map(tmp_path, ros_env):
         assert own["difference"][i] < MATCH_TOLERANCE, measured
         assert own["iou"][i] > shared["iou"][i] - IOU_MARGIN, measured
         assert own["seen_accuracy"][i] > shared["seen_accuracy"][i] - ACCURACY_MARGIN, measured
-        # Without them: far from it, and hardly a wall where the plan has one.
+        # Without them: far from it, wrong on more of the seen cells, fewer walls on the plan's.
         assert none["difference"][i] > MATCH_TOLERANCE, measured
-        assert none["iou"][i] < WRONG_IOU < shared["iou"][i], measured
+        assert none["iou"][i] < shared["iou"][i], measured
+        assert none["seen_accuracy"][i] < shared["seen_accuracy"][i] - WRONG_MARGIN, measured
