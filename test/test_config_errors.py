@@ -154,6 +154,7 @@ def test_dinno_team_out_into_an_unwritable_place(tmp_path, capsys):
     ({"round_timeout": float("inf")}, "round_timeout"),
     ({"parameters": {"encoding": "float64"}}, "parameter 'encoding'"),
     ({"parameters": {"weights_qos_depth": 100_000_000_000}}, "parameter 'weights_qos_depth'"),
+    ({"parameters": {"delta_encoding": True}}, "parameter 'delta_encoding': needs encoding float16 or uint8"),
 ])
 def test_dinno_team_validates_what_only_robots_check_before_starting(tmp_path, capsys, change, field):
     data = yaml.safe_load(TEAM_CONVEX.read_text())
@@ -190,6 +191,7 @@ def node_errors(ros_context, **parameters) -> str:
     ({"robot_id": "bad-id", "team": ["bad-id", "robot_1"]}, "parameter 'team': robot id 'bad-id' is not a valid ROS name"),
     ({"round_timeout": float("inf")}, "parameter 'round_timeout'"),
     ({"seed": -1}, "parameter 'seed': out of range; allowed: >= 0"),
+    ({"delta_encoding": True}, "parameter 'delta_encoding': needs encoding float16 or uint8"),
 ])
 def test_the_robot_node_names_each_bad_parameter(ros_context, parameters, expected):
     assert expected in node_errors(ros_context, **parameters)

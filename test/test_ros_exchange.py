@@ -166,6 +166,48 @@ def test_the_announced_penalty_travels_and_an_absurd_one_is_malformed():
     assert ex.snapshot().drops["malformed"] == 2
 
 
+def test_a_change_is_added_to_the_round_it_refers_to_and_an_unknown_base_is_dropped():
+    """Delta encoding: a message holding the change since the sender's round r is rebuilt on this
+    robot's copy of that round, as the sender computed it; a change since a round this robot does
+    not hold (lost, too old, or from before the sender restarted) is dropped as unknown_base; a base
+    that is not an earlier round is malformed; the base is covered by the HMAC."""
+    from dinno_ros.message_auth import TeamKey
+    from dinno_core.wire_encoder import apply_change
+
+    key = TeamKey(bytes(range(32)))
+    ex = exchange(neighbours=["b"], key=key)
+    first = np.linspace(-1, 1, N, dtype=np.float32)[None]
+    change = np.full((1, N), 0.25, np.float32)
+
+    def signed(round_index, values, base=-1, session=1):
+        return to_packet(values, sender="b", round_index=round_index, fingerprint=FP, degree=1, key=key,
+                         delta_base=base, session=session)
+
+    assert ex.receive(signed(0, first)) is None
+    assert ex.wait_for_round(0, timeout=0.1).neighbours["b"].values.tolist() == first.tolist()
+    ex.begin_round(1)
+    assert ex.receive(signed(1, change, base=0)) is None
+    rebuilt = ex.wait_for_round(1, timeout=0.1).neighbours["b"].values
+    assert rebuilt.tobytes() == apply_change(first, change).tobytes()
+    ex.begin_round(2)
+    assert ex.receive(signed(2, change, base=1)) is None  # a change since a rebuilt round
+    assert ex.wait_for_round(2, timeout=0.1).neighbours["b"].values.tobytes() == apply_change(rebuilt, change).tobytes()
+    ex.begin_round(3)
+    assert ex.receive(signed(4, change, base=3))[0] is DropReason.UNKNOWN_BASE  # round 3 never came
+    ahead = signed(3, change, base=0)  # the encoder refuses a base that is not earlier; a forger signs one
+    ahead.delta_base = 5
+    key.sign(ahead)
+    assert ex.receive(ahead)[0] is DropReason.MALFORMED
+    with pytest.raises(EncodingError, match="delta_base"):
+        signed(3, change, base=3)
+    forged = signed(3, change, base=0)
+    forged.delta_base = 1
+    assert ex.receive(forged)[0] is DropReason.UNAUTHENTICATED
+    assert ex.receive(signed(3, change, base=2, session=2))[0] is DropReason.UNKNOWN_BASE  # a restarted sender
+    assert {k: v for k, v in ex.snapshot().drops.items() if v} == {"unknown_base": 2, "malformed": 1, "unauthenticated": 1}
+    assert ex.receive(signed(3, first, session=2)) is None  # its key frame is taken
+
+
 def test_float16_messages_are_accepted_and_decoded():
     ex = exchange(neighbours=["b"])
     assert ex.receive(packet("b", 0, encoding=ENCODING_FLOAT16)) is None

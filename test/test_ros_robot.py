@@ -21,6 +21,7 @@ from dinno_core.graphs import StaticGraph
 from dinno_core.params import FlatModel
 from dinno_core.tasks.convex import ConvexTaskConfig
 from dinno_core.team import SimulatedTeam, TeamData
+from dinno_core.wire_encoder import WireEncoder
 from dinno_ros.exchange import ExchangeSnapshot, LinkStats
 from dinno_ros.monitoring import ERROR, OK, WARN, diagnose
 from dinno_core.config import algorithm_models
@@ -34,7 +35,7 @@ from dinno_ros.process_spec import process_command
 from dinno_ros.robot_settings import ROBOT_ALGORITHMS, RobotSettings
 from dinno_ros.team_spec import hardware_robot_process
 from dinno_ros.trainer import RobotTrainer
-from dinno_ros.weights_codec import to_packet
+from dinno_ros.weights_codec import ENCODING_UINT8, ENCODINGS, payload_nbytes, to_packet
 
 # ------------------------------------------------------------------------------ parameters
 
@@ -202,22 +203,25 @@ def settings_for(robot, team, rounds, tmp_path=None, resume=False, config=CONFIG
                          checkpoint_path=str(tmp_path / f"{robot}.pt") if tmp_path else "", resume=resume, **extra)
 
 
-def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG):
+def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG, encoding="float32",
+                        delta=False):
     """The plain trainers of a complete graph wired together directly (no ROS), one thread each."""
     trainers = {}
 
     def wire(sender):
         def publish(values, round_index, degree):
             packet = to_packet(values, sender=sender, round_index=round_index,
-                               fingerprint=trainers[sender].fingerprint, degree=degree,
+                               fingerprint=trainers[sender].fingerprint, degree=degree, encoding=ENCODINGS[encoding],
                                **trainers[sender].wire_fields(round_index))
             for other, trainer in trainers.items():
                 if other != sender:
                     trainer.receive_weights(packet, via=sender)
+            return len(packet.payload)
         return publish
 
     for r in team:
-        trainers[r] = RobotTrainer(settings_for(r, team, rounds, tmp_path, resume, config), publish=wire(r))
+        trainers[r] = RobotTrainer(settings_for(r, team, rounds, tmp_path, resume, config), publish=wire(r),
+                                   wire=WireEncoder(encoding, delta))
     stop = threading.Event()
     threads = [threading.Thread(target=t.run, args=(stop,)) for t in trainers.values()]
     for thread in threads:
@@ -228,12 +232,13 @@ def run_in_process_team(team, rounds, tmp_path=None, resume=False, config=CONFIG
     return trainers
 
 
-def simulated(team, rounds, config=CONFIG):
+def simulated(team, rounds, config=CONFIG, encoding="float32", delta=False):
     torch.manual_seed(3)
     task = build_task(TASK, len(team), 3)
     flat = FlatModel(task.build_model(), task.loss)
     algorithm = build_algorithm(config, flat, flat.initial_weights().repeat(len(team), 1))
-    sim = SimulatedTeam(algorithm, StaticGraph(nx.complete_graph(len(team))), TeamData(task.robot_data(len(team)), 3))
+    sim = SimulatedTeam(algorithm, StaticGraph(nx.complete_graph(len(team))), TeamData(task.robot_data(len(team)), 3),
+                        encoding, delta)
     for _ in range(rounds):
         sim.run_round()
     return algorithm.theta
@@ -258,6 +263,23 @@ def test_in_process_trainers_equal_the_simulated_team(config):
         assert float(rho.max() / rho.min()) > 1.5, rho  # the robots' penalties really differ
         dual = torch.cat([trainers[r].algorithm.dual for r in team])
         assert float(dual.sum(dim=0).norm()) < 1e-5 * float(dual.norm(dim=1).max())  # edge duals cancel
+
+
+@pytest.mark.parametrize("config", [CONFIG, DsgtConfig(batch_size=2)], ids=["dinno", "dsgt"])
+def test_trainers_sending_8_bit_changes_equal_the_simulated_team(config):
+    """Delta encoding over the weight packets: every trainer refers only to rounds its neighbours
+    acknowledged, rebuilds its neighbours' weights bit for bit as they say they sent them, and so
+    steps exactly as the simulated team with the same wire (DSGT: both vectors travel as changes)."""
+    team, rounds = ["r0", "r1", "r2"], 12
+    trainers = run_in_process_team(team, rounds, config=config, encoding="uint8", delta=True)
+    theta = torch.cat([trainers[r].algorithm.theta for r in team])
+    torch.testing.assert_close(theta, simulated(team, rounds, config, "uint8", True), rtol=0, atol=1e-6)
+    assert not torch.allclose(theta, simulated(team, rounds, config, "uint8"), rtol=0, atol=1e-6)  # not plain 8-bit
+    for trainer in trainers.values():
+        assert trainer.state.timeouts == 0 and trainer.state.rounds_stepped == rounds
+        assert trainer.bytes_sent.total == (rounds + 1) * payload_nbytes(trainer.algorithm.payload_vectors,
+                                                                         trainer.num_params, ENCODING_UINT8)
+        assert sum(trainer.exchange.snapshot().drops.values()) == 0  # never an unknown base
 
 
 @pytest.mark.parametrize("config", [CONFIG, DsgtConfig(batch_size=2)], ids=["dinno", "dsgt"])

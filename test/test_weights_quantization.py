@@ -17,6 +17,7 @@ from dinno_core.quantization import (
     wire_nbytes,
     wire_roundtrip,
 )
+from dinno_core.wire_encoder import WireEncoder
 from dinno_ros.exchange import DropReason, RoundExchange
 from dinno_ros.weights_codec import (
     ENCODING_FLOAT32,
@@ -163,7 +164,7 @@ def test_8_bit_weights_keep_dinno_duals_summing_to_zero():
 
     config = DinnoConfig(rho_init=0.5, primal_steps=20, batch_size=0, optimizer=OptimizerConfig(name="sgd"))
     task, team = convex_team(config)
-    team.wire_encoding = "uint8"
+    team.wire = WireEncoder("uint8")
     for _ in range(400):
         team.run_round()
     dual = team.algorithm.dual

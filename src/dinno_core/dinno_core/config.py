@@ -104,6 +104,9 @@ class ExperimentConfig(BaseModel):
     wire_encoding: Literal["float32", "float16", "uint8"] = "float32"
     """How robots' payloads travel (:mod:`dinno_core.quantization`): what neighbours receive is
     rounded exactly as the ROS codec rounds it."""
+    wire_delta: bool = False
+    """Send the change since an acknowledged round instead of the weights (:mod:`dinno_core.wire_encoder`;
+    float16 or uint8 only), as the ROS node's ``delta_encoding``."""
     task: Any
     graph: GraphConfig
     algorithms: dict[str, AlgorithmConfig] = Field(min_length=1)
@@ -112,6 +115,14 @@ class ExperimentConfig(BaseModel):
     @classmethod
     def _validate_task(cls, value: Any, info: ValidationInfo) -> BaseModel:
         return parse_task_config(value, info.context)
+
+    @field_validator("wire_delta")
+    @classmethod
+    def _delta_needs_rounding(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("wire_encoding") == "float32":
+            raise ValueError("needs wire_encoding float16 or uint8 (float32 is exact, and a change costs as "
+                             "many bytes as the weights)")
+        return value
 
     @field_validator("device")
     @classmethod

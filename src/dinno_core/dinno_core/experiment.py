@@ -90,7 +90,7 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
         return flat.forward(algorithm.theta, inputs.to(algorithm.theta.device))
 
     task.advance(0, current_models)
-    team = SimulatedTeam(algorithm, graph, data, config.wire_encoding)
+    team = SimulatedTeam(algorithm, graph, data, config.wire_encoding, config.wire_delta)
     curves = Curves()
     training_loss = 0.0
     rejected = 0
@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated subset of the config's algorithms to run (default: all)")
     parser.add_argument("--wire-encoding", choices=WIRE_ENCODINGS, default=None,
                         help="override how payloads travel (float32, float16, 8-bit uint8)")
+    parser.add_argument("--wire-delta", action="store_true", default=None,
+                        help="send the change since an acknowledged round (with --wire-encoding float16/uint8)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="algorithms to run at once in worker processes (default 1: one after another)")
     args = parser.parse_args(argv)
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {} if args.rounds is None else {"rounds": args.rounds}
         if args.wire_encoding is not None:
             overrides["wire_encoding"] = args.wire_encoding
+        if args.wire_delta:
+            overrides["wire_delta"] = True
         config = load_experiment_config(args.config, overrides)
         if args.algorithms is not None:
             wanted = [name.strip() for name in args.algorithms.split(",") if name.strip()]

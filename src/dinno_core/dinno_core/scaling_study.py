@@ -9,7 +9,7 @@ folder is a plain ``dinno-experiment`` folder; the study adds ``scaling.json`` a
 ``rounds_to_target.png``.
 
     python -m dinno_core.scaling_study [--config mnist_scaling.yaml] [--robots 10 20 ... 100]
-        [--rounds R] [--target A | --below-centralized 0.01] [--out results/mnist_scaling]
+        [--rounds R] [--eval-every E] [--target A | --below-centralized 0.01] [--out results/mnist_scaling]
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="experiment YAML (default: mnist_scaling.yaml)")
     parser.add_argument("--robots", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="override how often the robots are evaluated (the resolution of rounds to target)")
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--target", type=float, default=None, help="fixed target accuracy (the paper: 0.97)")
     target.add_argument("--below-centralized", type=float, default=0.01,
@@ -86,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = args.config or Path(str(resources.files("dinno_core") / "configs" / "mnist_scaling.yaml"))
         config = load_experiment_config(path)
-        if args.rounds is not None:
-            config = config.model_copy(update={"rounds": args.rounds})
+        overrides = {"rounds": args.rounds, "eval_every": args.eval_every}
+        overrides = {name: value for name, value in overrides.items() if value is not None}
+        if overrides:
+            config = validate(ExperimentConfig, {**config.dump(), **overrides}, f"{path} with the command line's overrides")
         central = [name for name, algorithm in config.algorithms.items() if is_centralized(algorithm)]
         team = [name for name in config.algorithms if name not in central]
         if args.target is None and not central:

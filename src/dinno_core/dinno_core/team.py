@@ -12,7 +12,8 @@ from torch import Tensor
 from dinno_core.algorithms import DistributedAlgorithm, Inbox, RoundStats
 from dinno_core.algorithms.dual_ledger import ACK_BITS, Acknowledgements
 from dinno_core.graphs import CommunicationGraph, neighbour_table
-from dinno_core.quantization import WIRE_ENCODINGS, wire_nbytes, wire_roundtrip
+from dinno_core.quantization import wire_nbytes
+from dinno_core.wire_encoder import WireEncoder, acknowledged
 from dinno_core.tasks.base import LocalData, TensorData
 
 
@@ -121,43 +122,66 @@ class SimulatedTeam:
     """
 
     def __init__(self, algorithm: DistributedAlgorithm, graph: CommunicationGraph, data: TeamData,
-                 wire_encoding: str = "float32") -> None:
-        if wire_encoding not in WIRE_ENCODINGS:
-            raise ValueError(f"wire_encoding must be one of {WIRE_ENCODINGS}, got {wire_encoding!r}")
+                 wire_encoding: str = "float32", wire_delta: bool = False) -> None:
         self.algorithm = algorithm
         self.graph = graph
         self.data = data
-        self.wire_encoding = wire_encoding
+        self.wire = WireEncoder(wire_encoding, wire_delta)
         self.current_graph: nx.Graph | None = None
         num_robots = algorithm.num_robots
-        self.ack_bits = torch.zeros(num_robots, num_robots, dtype=torch.long, device=algorithm.theta.device)
+        device = algorithm.theta.device
+        self.ack_bits = torch.zeros(num_robots, num_robots, dtype=torch.long, device=device)
         self._acked_round = -1
         self._ack_span = 0
+        # What each robot has heard of its receivers' acknowledgements ([i, j]: j's of i's rounds),
+        # the newest per pair, as a robot node keeps them: the references a delta may use.
+        self.heard_acks = Acknowledgements.none((num_robots, num_robots), device)
         algorithm.initialize(data.sample)
 
     def run_round(self, positions=None) -> RoundStats:
         """One synchronous round; ``positions [N, 2]`` feed position-based graphs."""
         round_index = self.algorithm.round
         self.current_graph = self.graph.graph_at(round_index, positions)
-        outgoing = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)
+        num_robots = self.algorithm.num_robots
+        acked = None
+        if self.wire.delta:
+            index, mask = neighbour_table(self.current_graph, num_robots)
+            hears = torch.zeros(num_robots, num_robots, dtype=torch.bool).scatter_(1, index, mask)  # [j, i]
+            acked = acknowledged(self.heard_acks, hears.T.to(self.ack_bits.device), self.wire.rounds)
+        outgoing = self.wire.encode(self.algorithm.outgoing(), round_index, acked).sent
         inbox = gather_inbox(outgoing, self.current_graph, self.ack_bits, self._acked_round,
                              self._ack_span, penalty=self.algorithm.outgoing_penalty())
         inbox.own_sent = outgoing  # what the neighbours received from each robot
+        if self.wire.delta and inbox.acks is not None and inbox.senders is not None:
+            for field in ("round", "bits", "span"):  # the acknowledgements that arrived this round
+                heard = getattr(self.heard_acks, field)
+                heard.scatter_(1, inbox.senders, torch.where(inbox.mask, getattr(inbox.acks, field),
+                                                             heard.gather(1, inbox.senders)))
         stats = self.algorithm.step(inbox, self.data.sample)
-        used = used_matrix(inbox, self.algorithm.num_robots).long()
+        used = used_matrix(inbox, num_robots).long()
         self.ack_bits = ((self.ack_bits << 1) | used) & ((1 << ACK_BITS) - 1)
         self._acked_round = round_index
         self._ack_span = min(self._ack_span + 1, ACK_BITS)
         return stats
 
     def state_dict(self) -> dict[str, Any]:
-        """The acknowledgements in flight (the algorithm and the data have their own)."""
-        return {"ack_bits": self.ack_bits.clone(), "acked_round": self._acked_round, "ack_span": self._ack_span}
+        """The acknowledgements in flight and the wire's references (the algorithm and the data have their own)."""
+        return {"ack_bits": self.ack_bits.clone(), "acked_round": self._acked_round, "ack_span": self._ack_span,
+                "wire": self.wire.state_dict(),
+                "heard_acks": {f: getattr(self.heard_acks, f).clone() for f in ("round", "bits", "span")}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ack_bits = state["ack_bits"].to(self.ack_bits).clone()
         self._acked_round = int(state["acked_round"])
         self._ack_span = int(state["ack_span"])
+        if "wire" in state:  # older checkpoints: key frames first
+            self.wire.load_state_dict(state["wire"])
+            for name, value in state["heard_acks"].items():
+                setattr(self.heard_acks, name, value.to(self.ack_bits).clone())
+
+    @property
+    def wire_encoding(self) -> str:
+        return self.wire.encoding
 
     @property
     def bytes_per_message(self) -> int:

@@ -19,10 +19,12 @@ and counts it under that reason (globally and, for teammates, per link):
 5. ``duplicate_sender``: a process session of this sender that was already replaced by a newer
    one speaks again: two processes run with the same robot id (reported; see
    :attr:`LinkStats.duplicate`). A restart replaces the session once and never goes back.
-6. ``non_finite``: a NaN or Inf value.
-7. ``out_of_bounds``: the weights fail the bounded-change check (:mod:`dinno_ros.update_guard`).
-8. ``stale``: the round is earlier than ours; it can never be used.
-9. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
+6. ``unknown_base``: a change since a round of the sender this robot does not hold (delta
+   encoding, :mod:`dinno_core.wire_encoder`; the sender only refers to acknowledged rounds).
+7. ``non_finite``: a NaN or Inf value.
+8. ``out_of_bounds``: the weights fail the bounded-change check (:mod:`dinno_ros.update_guard`).
+9. ``stale``: the round is earlier than ours; it can never be used.
+10. ``absurd_round``: the round is more than ``max_round_lead`` ahead of ours.
 
 What a message *is* is judged before *when* it came: poisoned weights are ``out_of_bounds``
 whatever their round, never ``stale`` by the luck of timing; a message dropped for its timing does
@@ -72,11 +74,12 @@ from typing import Any
 import numpy as np
 
 from dinno_core.algorithms.dual_ledger import ACK_BITS
+from dinno_core.wire_encoder import ReferenceStore, apply_change
 from dinno_ros.message_auth import TeamKey
 from dinno_ros.round_waiting import BEAT_EVERY, FRESH_FOR, BeatClock, RoundWait, WaitingSignals
 from dinno_ros.update_guard import UpdateGuard
 from dinno_ros.ros_names import check_member, check_neighbours, check_team
-from dinno_ros.exchange_records import DropReason, ExchangeSnapshot, LinkStats, Received, RoundInputs
+from dinno_ros.exchange_records import DropReason, ExchangeSnapshot, LinkStats, Received, RoundInputs, UsedRounds
 from dinno_ros.weights_codec import decode_values, message_problem
 
 __all__ = ["CATCH_UP_LAG", "DropReason", "ExchangeSnapshot", "LinkStats", "Received", "RoundExchange", "RoundInputs"]
@@ -122,11 +125,10 @@ class RoundExchange:
         self.key = key
         self.guard = guard
         self.absent_after = int(absent_after)
-        self._used_bits = {name: 0 for name in self._links}  # bit 0 = round self._bits_round
-        self._bits_round = int(start_round) - 1
-        self._first_round = int(start_round)
+        self._used = UsedRounds(self._links, start_round)
         self._acks_from: dict[str, tuple[int, int, int]] = {}
         self._signals = WaitingSignals()
+        self._references = ReferenceStore()  # neighbours' recent weights as decoded: delta bases
         self.set_neighbours(neighbours)
 
     # ------------------------------------------------------------------ configuration
@@ -165,15 +167,9 @@ class RoundExchange:
         now = self._clock()
         sender = str(msg.sender)
         # Checks that need no lock come first; the payload is decoded outside the lock.
-        if sender not in self._links or (via is not None and sender != via):
-            why = "is this robot" if sender == self.robot_id else (
-                f"arrived on {via}'s topic" if sender in self._links else "is not in the team")
-            return self._drop(None, DropReason.UNKNOWN_SENDER, f"sender {sender!r} {why}")
-        if self.key is not None and not self.key.verify(msg):
-            return self._drop(sender, DropReason.UNAUTHENTICATED, "missing or wrong HMAC tag (not signed with the team key)")
-        if int(msg.fingerprint) != self.fingerprint:
-            return self._drop(sender, DropReason.FOREIGN_MODEL,
-                              f"fingerprint {int(msg.fingerprint):#x} != {self.fingerprint:#x}")
+        refused = self._admit(msg, via, "verify", "")
+        if refused:
+            return refused
         problem = message_problem(msg, self.num_vectors, self.num_params)
         if problem:
             return self._drop(sender, DropReason.MALFORMED, problem)
@@ -188,10 +184,21 @@ class RoundExchange:
         # What a message says is judged before when it came: a poisoned message is counted
         # out_of_bounds whatever round it is tagged with and whatever round we are in.
         values = decode_values(msg.payload, self.num_vectors, self.num_params, int(msg.encoding))
+        base = int(getattr(msg, "delta_base", -1))
+        if base >= 0:  # a change since the sender's round `base` (dinno_core.wire_encoder)
+            with self._condition:
+                reference = None if restarted else self._references.get(sender, base)
+            if reference is None:
+                return self._drop(sender, DropReason.UNKNOWN_BASE, f"round {round_index}: a change since round "
+                                  f"{base}, which this robot does not hold")
+            values = apply_change(reference, values)
         if not np.isfinite(values).all():
             return self._drop(sender, DropReason.NON_FINITE, f"round {round_index} has NaN/Inf values")
         if restarted and self.guard is not None:
             self.guard.forget(sender)  # a restarted process may be far from where it was
+        if restarted:
+            with self._condition:
+                self._references.forget(sender)
         if self.guard is not None:
             problem = self.guard.check(sender, values[0])
             if problem:
@@ -221,6 +228,7 @@ class RoundExchange:
                         del held[r]
                         self._superseded += 1
             held[round_index] = item
+            self._references.store(sender, round_index, values)
             if self.guard is not None:
                 self.guard.remember(sender, values[0])
             link = self._links[sender]
@@ -244,15 +252,9 @@ class RoundExchange:
         Returns ``None`` if it was kept, else ``(reason, detail)`` after counting the drop."""
         now = self._clock()
         sender = str(msg.sender)
-        if sender not in self._links or (via is not None and sender != via):
-            why = "is this robot" if sender == self.robot_id else (
-                f"arrived on {via}'s topic" if sender in self._links else "is not in the team")
-            return self._drop(None, DropReason.UNKNOWN_SENDER, f"waiting signal: sender {sender!r} {why}")
-        if self.key is not None and not self.key.verify_waiting(msg):
-            return self._drop(sender, DropReason.UNAUTHENTICATED, "waiting signal: missing or wrong HMAC tag")
-        if int(msg.fingerprint) != self.fingerprint:
-            return self._drop(sender, DropReason.FOREIGN_MODEL,
-                              f"waiting signal: fingerprint {int(msg.fingerprint):#x} != {self.fingerprint:#x}")
+        refused = self._admit(msg, via, "verify_waiting", "waiting signal: ")
+        if refused:
+            return refused
         session = int(msg.session)
         with self._condition:
             link = self._links[sender]
@@ -264,6 +266,21 @@ class RoundExchange:
                 link.signals += 1
                 return None
         return self._drop(sender, DropReason.STALE, f"waiting signal: {problem}")
+
+    def _admit(self, msg: Any, via: str | None, verify: str, what: str) -> tuple[DropReason, str] | None:
+        """The first checks of every message (``unknown_sender``, ``unauthenticated`` with the key's
+        ``verify`` method, ``foreign_model``); the drop, or None."""
+        sender = str(msg.sender)
+        if sender not in self._links or (via is not None and sender != via):
+            why = "is this robot" if sender == self.robot_id else (
+                f"arrived on {via}'s topic" if sender in self._links else "is not in the team")
+            return self._drop(None, DropReason.UNKNOWN_SENDER, f"{what}sender {sender!r} {why}")
+        if self.key is not None and not getattr(self.key, verify)(msg):
+            return self._drop(sender, DropReason.UNAUTHENTICATED, f"{what}missing or wrong HMAC tag")
+        if int(msg.fingerprint) != self.fingerprint:
+            return self._drop(sender, DropReason.FOREIGN_MODEL,
+                              f"{what}fingerprint {int(msg.fingerprint):#x} != {self.fingerprint:#x}")
+        return None
 
     def _duplicate(self, sender: str, session: int) -> tuple[DropReason, str]:
         """Count a message of a replaced session of ``sender`` (lock held)."""
@@ -379,42 +396,22 @@ class RoundExchange:
                     link.missed_in_a_row += 1
                     if link.missed_in_a_row >= self.absent_after:
                         link.absent = True
-            self._record_used(round_index, used)
+            self._used.record(round_index, used)
             acks = {j: self._acks_from[j] for j in expected if j in self._acks_from}
         if timed_out and signal is not None:
             signal(round_index)  # still in this round while stepping: the waiters hold on a little longer
         return RoundInputs(round_index, used, expected, missing, timed_out=timed_out, acks=acks)
 
-    def _record_used(self, round_index: int, used: Iterable[str]) -> None:
-        """Remember which teammates' round-``round_index`` weights this robot used (lock held)."""
-        shift = round_index - self._bits_round
-        if shift > 0:
-            mask = (1 << ACK_BITS) - 1
-            for name in self._used_bits:
-                self._used_bits[name] = (self._used_bits[name] << shift) & mask if shift < ACK_BITS else 0
-            self._bits_round = round_index
-        for name in used:
-            self._used_bits[name] |= 1 << (self._bits_round - round_index)
-
     def restart_acknowledgements(self, round_index: int) -> None:
         """This process starts (or resumes) at ``round_index``: it knows nothing of earlier rounds."""
         with self._condition:
-            self._used_bits = {name: 0 for name in self._used_bits}
-            self._bits_round = int(round_index) - 1
-            self._first_round = int(round_index)
+            self._used.restart(round_index)
 
     def acknowledgements(self, round_index: int) -> tuple[list[str], list[int], int]:
         """What to send with our round-``round_index`` message: ``(robots, bits, span)``, bit ``b``
         of a robot's entry = we used its round ``round_index - 1 - b``."""
         with self._condition:
-            shift = (round_index - 1) - self._bits_round
-            robots, bits = [], []
-            for name, value in self._used_bits.items():
-                robots.append(name)
-                bits.append(0 if shift >= ACK_BITS else (value << shift) & ((1 << ACK_BITS) - 1) if shift >= 0
-                            else value >> -shift)
-            span = max(0, min(ACK_BITS, round_index - self._first_round))
-            return robots, bits, span
+            return self._used.acknowledgements(round_index)
 
     def wait_for_neighbours(self, timeout: float) -> tuple[str, ...]:
         """Block until every expected neighbour has been heard once (or timeout / close).

@@ -1,15 +1,19 @@
 """The records of a round exchange (plain data): why a message was dropped, a validated
-message, a link's health, what a round decided and a snapshot of the counters.
+message, a link's health, what a round decided, which neighbour rounds were used (the
+acknowledgements) and a snapshot of the counters.
 :class:`dinno_ros.exchange.RoundExchange` fills them; the trainer, the diagnostics and the
 results read them."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
+
+from dinno_core.algorithms.dual_ledger import ACK_BITS
 
 
 class DropReason(str, Enum):
@@ -22,6 +26,7 @@ class DropReason(str, Enum):
     DUPLICATE_SENDER = "duplicate_sender"
     STALE = "stale"
     ABSURD_ROUND = "absurd_round"
+    UNKNOWN_BASE = "unknown_base"
     NON_FINITE = "non_finite"
     OUT_OF_BOUNDS = "out_of_bounds"
 
@@ -108,3 +113,40 @@ class ExchangeSnapshot:
     accepted: int
     links: dict[str, LinkStats]
     expected: tuple[str, ...]
+
+
+class UsedRounds:
+    """Which of each teammate's rounds this robot used, as ``ACK_BITS``-wide bit sets (bit 0 = the
+    newest recorded round): what every outgoing message acknowledges. Guarded by the exchange's lock."""
+
+    def __init__(self, teammates: Iterable[str], start_round: int) -> None:
+        self._bits = {name: 0 for name in teammates}
+        self.restart(start_round)
+
+    def restart(self, round_index: int) -> None:
+        """This process starts (or resumes) at ``round_index``: it knows nothing of earlier rounds."""
+        self._bits = {name: 0 for name in self._bits}
+        self._newest = int(round_index) - 1
+        self._first = int(round_index)
+
+    def record(self, round_index: int, used: Iterable[str]) -> None:
+        """The teammates whose round-``round_index`` weights this robot used."""
+        shift = round_index - self._newest
+        if shift > 0:
+            mask = (1 << ACK_BITS) - 1
+            for name in self._bits:
+                self._bits[name] = (self._bits[name] << shift) & mask if shift < ACK_BITS else 0
+            self._newest = round_index
+        for name in used:
+            self._bits[name] |= 1 << (self._newest - round_index)
+
+    def acknowledgements(self, round_index: int) -> tuple[list[str], list[int], int]:
+        """``(robots, bits, span)`` for our round-``round_index`` message: bit ``b`` = we used the
+        robot's round ``round_index - 1 - b``."""
+        shift = (round_index - 1) - self._newest
+        robots, bits = [], []
+        for name, value in self._bits.items():
+            robots.append(name)
+            bits.append(0 if shift >= ACK_BITS else (value << shift) & ((1 << ACK_BITS) - 1) if shift >= 0
+                        else value >> -shift)
+        return robots, bits, max(0, min(ACK_BITS, round_index - self._first))

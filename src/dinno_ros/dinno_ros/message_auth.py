@@ -4,7 +4,7 @@ The PyPI ROS 2 wheels' Fast DDS has no DDS-Security plugins, and anyone on the d
 robot's weights topic (fingerprint included) and publish on it. So every ``WeightUpdate`` carries
 ``auth_tag = HMAC-SHA256(team key, every other field)``; a receiver recomputes it and drops a
 message whose tag is missing or wrong (``unauthenticated``) before looking at anything else.
-Round, sender, session, acknowledgements and payload are all covered, so a forger can neither
+Round, sender, session, acknowledgements, delta base and payload are all covered, so a forger can neither
 write weights nor re-tag a member's message for another round or sender. The "still waiting"
 signals (``RoundWaiting``, :mod:`dinno_ros.round_waiting`) are signed the same way over all their
 fields, under a domain string of their own. (It does not hide the
@@ -102,7 +102,7 @@ class TeamKey:
             mac.update(struct.pack("<I", len(name)))
             mac.update(name)
         mac.update(struct.pack(f"<{len(bits)}I", *bits))
-        mac.update(struct.pack("<d", float(getattr(msg, "rho", math.nan))))
+        mac.update(struct.pack("<dq", float(getattr(msg, "rho", math.nan)), int(getattr(msg, "delta_base", -1))))
         payload = msg.payload
         mac.update(struct.pack("<Q", len(payload)))
         mac.update(memoryview(payload).cast("B") if not isinstance(payload, (bytes, bytearray)) else payload)

@@ -81,7 +81,7 @@ class RobotNode(Node):
         with contextlib.suppress(RuntimeError):  # already set, or parallel work already ran
             torch.set_num_interop_threads(1)
         self.trainer = RobotTrainer(settings, publish=self._publish_weights, on_round=self._on_round, log=self.get_logger(),
-                                    signal_waiting=self._signal_waiting, wire_encoding=options.encoding)
+                                    signal_waiting=self._signal_waiting, wire=options.wire_encoder())
         self.map_publisher = MapPublisher.for_node(self, self.trainer, options)
         self._encoding = ENCODINGS[options.encoding]
         self._stop = threading.Event()

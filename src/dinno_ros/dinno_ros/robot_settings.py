@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dinno_core.config import ALGORITHM_KINDS
+from dinno_core.wire_encoder import WireEncoder
 from dinno_ros.data_sources import FrameSettings
 from dinno_ros.message_auth import AUTH_MODES, TEAM_KEY_ENV, TeamKey
 from dinno_ros.round_waiting import BEAT_EVERY, FRESH_FOR, LONGEST_WAIT
@@ -203,6 +204,9 @@ class NodeOptions(BaseModel):
         100, description="History depth of each neighbour weights subscription: a burst (junk on a "
         "neighbour's topic, its history at discovery) is queued and counted, not overwritten.")
     encoding: Literal[tuple(ENCODINGS)] = Field("float32", description="Wire encoding of the weights.")  # type: ignore[valid-type]
+    delta_encoding: bool = Field(False, description="Send the change of the weights since a round every "
+                                 "neighbour acknowledged instead of the weights (same bytes, smaller rounding "
+                                 "error; float16 or uint8 only).")
     torch_threads: Annotated[int, Field(ge=1, le=1024)] = Field(1, description="torch intra-op threads of this "
                                                                 "process.")
     diagnostics_period: Annotated[float, Field(gt=0.0)] = Field(1.0, description="Seconds between /diagnostics "
@@ -213,6 +217,18 @@ class NodeOptions(BaseModel):
         "0 = off.")
     map_frame: str = Field("map", min_length=1, description="frame_id of the published map: the team's shared "
                            "world frame (the odometry frames' origin).")
+
+    @field_validator("delta_encoding")
+    @classmethod
+    def _delta_needs_rounding(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("encoding") == "float32":
+            raise ValueError("needs encoding float16 or uint8 (float32 is exact, and a change costs as many "
+                             "bytes as the weights)")
+        return value
+
+    def wire_encoder(self) -> WireEncoder:
+        """What the trainer sends its weights with."""
+        return WireEncoder(self.encoding, self.delta_encoding)
 
     @field_validator("weights_topic", "waiting_topic", "odom_topic", "scan_topic")
     @classmethod

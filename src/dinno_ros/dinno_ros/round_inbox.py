@@ -30,9 +30,15 @@ def round_inbox(inputs: RoundInputs, team: Sequence[str], payload_vectors: int, 
         payloads[0, mask[0]] = torch.from_numpy(np.stack([heard[j].values for j in present])).to(dtype)
     degrees = torch.tensor([[float(heard[j].degree) if j in heard else 0.0 for j in expected]], dtype=dtype)
     sender_rho = torch.tensor([[heard[j].rho if j in heard else math.nan for j in expected]], dtype=dtype)
-    acks = [inputs.acks.get(j, (-1, 0, 0)) for j in expected]
     return Inbox(payloads=payloads, mask=mask, sender_degrees=degrees, sender_rho=sender_rho,
                  senders=torch.tensor([[list(team).index(j) for j in expected]]),
-                 acks=Acknowledgements(round=torch.tensor([[a[0] for a in acks]]),
-                                       bits=torch.tensor([[a[1] for a in acks]]),
-                                       span=torch.tensor([[a[2] for a in acks]])))
+                 acks=acknowledgements_of(inputs.acks, expected))
+
+
+def acknowledgements_of(acks: dict[str, tuple[int, int, int]], neighbours: Sequence[str]) -> Acknowledgements:
+    """``[1, K]`` acknowledgements of our rounds by ``neighbours`` (``acks``: per neighbour its newest
+    ``(round, bits, span)``; none known: round -1)."""
+    rows = [acks.get(j, (-1, 0, 0)) for j in neighbours]
+    return Acknowledgements(round=torch.tensor([[a[0] for a in rows]], dtype=torch.long),
+                            bits=torch.tensor([[a[1] for a in rows]], dtype=torch.long),
+                            span=torch.tensor([[a[2] for a in rows]], dtype=torch.long))

@@ -34,15 +34,9 @@ import torch
 from torch import Tensor
 
 from dinno_core.algorithms import build_algorithm
-from dinno_core.checkpoint import (
-    CheckpointError,
-    claim_checkpoint_path,
-    load_checkpoint,
-    restore,
-    save_checkpoint,
-)
+from dinno_core.checkpoint import CheckpointError, claim_checkpoint_path, load_checkpoint, restore, save_checkpoint
 from dinno_core.config import set_up_model
-from dinno_core.quantization import wire_roundtrip
+from dinno_core.wire_encoder import FULL, WireEncoder, WireMessage, acknowledged
 from dinno_core.graphs import neighbours_in_range
 from dinno_core.team import TeamData
 from dinno_ros.data_sources import DataSource, ScanGeometry, default_data_source, planar_pose
@@ -58,10 +52,9 @@ from dinno_ros.robot_report import (
     results_document,
     write_results,
 )
-from dinno_ros.round_inbox import round_inbox
+from dinno_ros.round_inbox import acknowledgements_of, round_inbox
 from dinno_ros.robot_settings import RobotSettings
 from dinno_ros.update_guard import GuardLimits, UpdateGuard
-from dinno_ros.weights_codec import EncodingError
 
 class RobotTrainer:
     """The round loop of one robot. ``publish(values [m, n], round, degree)`` sends weights (and
@@ -75,9 +68,11 @@ class RobotTrainer:
                  on_round: Callable[[RoundReport], None] = lambda report: None,
                  make_source: Callable[[Any, RobotSettings], DataSource] = default_data_source,
                  log: Any = None, signal_waiting: Callable[[int], None] | None = None,
-                 wire_encoding: str = "float32") -> None:
+                 wire: WireEncoder | None = None) -> None:
         self.settings = settings
-        self.wire_encoding = wire_encoding  # how publish encodes: the algorithm gets its weights as sent
+        self.wire = wire or WireEncoder()  # what publish sends (and so what the algorithm's own_sent is)
+        self._sent: WireMessage | None = None  # the newest round's message
+        self._heard_acks: dict[str, tuple[int, int, int]] = {}  # the neighbours' newest acknowledgements
         self._publish = publish
         self._on_round = on_round
         self._signal_waiting = signal_waiting
@@ -127,8 +122,10 @@ class RobotTrainer:
         session, the acknowledgements of the neighbours' rounds, the penalty it announces (DiNNO)
         and the key that signs it."""
         penalty = self.algorithm.outgoing_penalty()
+        sent = self._sent
         return {"session": self.session, "acks": self.exchange.acknowledgements(round_index),
-                "key": self.exchange.key, "rho": math.nan if penalty is None else float(penalty[0])}
+                "key": self.exchange.key, "rho": math.nan if penalty is None else float(penalty[0]),
+                "delta_base": int(sent.base_round[0]) if sent is not None and sent.round == round_index else FULL}
 
     def waiting_fields(self, round_index: int) -> dict[str, Any]:
         """What a "still waiting in round ``round_index``" signal carries: the model fingerprint,
@@ -286,11 +283,9 @@ class RobotTrainer:
     # ------------------------------------------------------------------ the loop
 
     def _wait_for_data(self, stop: threading.Event) -> bool:
-        announced = False
+        if not self.source.ready():
+            self.log.info("waiting for training data (sensor stream)")
         while not self.source.ready():
-            if not announced:
-                self.log.info("waiting for training data (sensor stream)")
-                announced = True
             if stop.wait(0.05):
                 return False
         return True
@@ -326,6 +321,7 @@ class RobotTrainer:
                 self._publish_current()
             announced = None
             inputs = self.exchange.wait_for_round(k, self.settings.round_timeout, signal=self._signal_waiting)
+            self._heard_acks.update(inputs.acks)
             if inputs.stopped or stop.is_set():
                 break
             if inputs.catch_up_to is not None:
@@ -348,16 +344,15 @@ class RobotTrainer:
         self.flat.loss_and_grad(theta, inputs[None], targets[None])
 
     def _publish_current(self) -> None:
-        values = self.algorithm.outgoing()[0]
-        if not torch.isfinite(values).all():  # the core rolls back non-finite updates; belt and braces
+        k, expected = self.algorithm.round, self.exchange.expected
+        acked = acknowledged(acknowledgements_of(self._heard_acks, expected), torch.ones(1, len(expected), dtype=torch.bool),
+                             self.wire.rounds) if self.wire.delta else None
+        try:  # non-finite weights (the core rolls them back; belt and braces) are never sent
+            self._sent = self.wire.encode(self.algorithm.outgoing(), k, acked)
+            sent = self._publish(self._sent.values[0], k, len(expected))
+        except ValueError as error:  # EncodingError from the publish port, or the 8-bit encoder's
             self.state.not_sent_non_finite += 1
-            self.log.error(f"round {self.algorithm.round}: own weights are not finite, not sending them")
-            return
-        try:
-            sent = self._publish(values, self.algorithm.round, len(self.exchange.expected))
-        except EncodingError as error:
-            self.state.not_sent_non_finite += 1
-            self.log.error(f"round {self.algorithm.round}: not sending weights: {error}")
+            self.log.error(f"round {k}: not sending weights: {error}")
             return
         if sent:
             self.bytes_sent.add(sent, time.monotonic())
@@ -376,7 +371,8 @@ class RobotTrainer:
                             self.settings.torch_dtype)
         with self._lock:
             own = self.algorithm.outgoing()[0, 0].clone()
-            inbox.own_sent = wire_roundtrip(self.algorithm.outgoing(), self.wire_encoding)  # as neighbours got it
+            sent = self._sent  # as the neighbours got it
+            inbox.own_sent = sent.sent if sent is not None and sent.round == inputs.round else None
             stats = self.algorithm.step(inbox, self.data.sample)
         self._set_reference()
         if inbox.mask.any():

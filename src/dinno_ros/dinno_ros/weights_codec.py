@@ -176,6 +176,7 @@ class WeightPacket:
     ack_bits: list[int] = field(default_factory=list)
     ack_span: int = 0
     rho: float = math.nan
+    delta_base: int = -1
     auth_tag: Any = b""
 
 
@@ -186,22 +187,25 @@ NO_ACKS: Acks = ([], [], 0)
 
 def to_packet(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
               encoding: int = ENCODING_FLOAT32, session: int = 0, acks: Acks = NO_ACKS,
-              key: Any = None, rho: float = math.nan) -> WeightPacket:
-    """``values [m, n]`` → :class:`WeightPacket` (no ROS); signed when ``key`` (a
-    :class:`dinno_ros.message_auth.TeamKey`) is given."""
-    _check_header(round_index, degree, fingerprint)
+              key: Any = None, rho: float = math.nan, delta_base: int = -1) -> WeightPacket:
+    """``values [m, n]`` (the weights, or with ``delta_base >= 0`` their change since that round) →
+    :class:`WeightPacket` (no ROS); signed when ``key`` (a :class:`dinno_ros.message_auth.TeamKey`) is given."""
+    _check_header(round_index, degree, fingerprint, delta_base)
     payload, m, n = encode_values(values, encoding)
     packet = WeightPacket(sender=sender, round=round_index, fingerprint=fingerprint, num_params=n,
                           num_vectors=m, degree=degree, encoding=encoding, payload=payload, session=session,
-                          ack_robots=list(acks[0]), ack_bits=list(acks[1]), ack_span=acks[2], rho=float(rho))
+                          ack_robots=list(acks[0]), ack_bits=list(acks[1]), ack_span=acks[2], rho=float(rho),
+                          delta_base=int(delta_base))
     if key is not None:
         key.sign(packet)
     return packet
 
 
-def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
+def _check_header(round_index: int, degree: int, fingerprint: int, delta_base: int = -1) -> None:
     if not 0 <= round_index <= MAX_UINT32:
         raise EncodingError(f"round {round_index} does not fit uint32")
+    if not -1 <= delta_base < round_index:
+        raise EncodingError(f"delta_base {delta_base} is neither -1 nor an earlier round than {round_index}")
     if not 0 <= degree <= MAX_UINT16:
         raise EncodingError(f"degree {degree} does not fit uint16")
     if not 0 <= fingerprint < 2**64:
@@ -210,15 +214,16 @@ def _check_header(round_index: int, degree: int, fingerprint: int) -> None:
 
 def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, degree: int,
                encoding: int = ENCODING_FLOAT32, stamp: Any = None, session: int = 0, acks: Acks = NO_ACKS,
-               key: Any = None, rho: float = math.nan) -> Any:
-    """``values [m, n]`` (numpy or torch) → ``dinno_msgs.msg.WeightUpdate``.
+               key: Any = None, rho: float = math.nan, delta_base: int = -1) -> Any:
+    """``values [m, n]`` (numpy or torch; with ``delta_base >= 0`` the change since that round) →
+    ``dinno_msgs.msg.WeightUpdate``.
 
     ``stamp`` is a ``builtin_interfaces/Time`` (e.g. ``node.get_clock().now().to_msg()``).
     Raises :class:`EncodingError` for non-finite values.
     """
     from dinno_msgs.msg import WeightUpdate
 
-    _check_header(round_index, degree, fingerprint)
+    _check_header(round_index, degree, fingerprint, delta_base)
     payload, m, n = encode_values(values, encoding)
     msg = WeightUpdate()
     if stamp is not None:
@@ -236,6 +241,7 @@ def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, 
     msg.ack_bits = array.array("I", acks[1])
     msg.ack_span = acks[2]
     msg.rho = float(rho)
+    msg.delta_base = int(delta_base)
     if key is not None:
         key.sign(msg)
     return msg
@@ -244,7 +250,7 @@ def to_message(values: Any, *, sender: str, round_index: int, fingerprint: int, 
 def message_problem(msg: Any, num_vectors: int, num_params: int) -> str | None:
     """Why a ``WeightUpdate`` (or :class:`WeightPacket`) cannot be a model of ``num_vectors`` ×
     ``num_params`` values (shape, encoding, payload length, acknowledgement arrays, announced
-    penalty), or None."""
+    penalty, delta base), or None."""
     if len(getattr(msg, "ack_robots", ())) != len(getattr(msg, "ack_bits", ())):
         return f"{len(msg.ack_robots)} ack_robots but {len(msg.ack_bits)} ack_bits"
     encoding = int(msg.encoding)
@@ -254,6 +260,9 @@ def message_problem(msg: Any, num_vectors: int, num_params: int) -> str | None:
         return f"num_params {int(msg.num_params)} != {num_params}"
     if int(msg.num_vectors) != num_vectors:
         return f"num_vectors {int(msg.num_vectors)} != {num_vectors}"
+    base = int(getattr(msg, "delta_base", -1))
+    if not -1 <= base < int(msg.round):
+        return f"delta_base {base} is neither -1 nor an earlier round than {int(msg.round)}"
     rho = float(getattr(msg, "rho", math.nan))
     if not (math.isnan(rho) or (math.isfinite(rho) and rho >= 0.0)):
         return f"rho {rho} is neither 0/NaN (not announced) nor finite and > 0"
