@@ -119,6 +119,10 @@ def run_algorithm(config: ExperimentConfig, name: str, algorithm_config: Algorit
     final["rejected_updates"] = rejected
     if not isinstance(algorithm_config, LocalConfig):  # individual and centralized send nothing
         final["bytes_per_message"] = team.bytes_per_message
+        wire = team.wire
+        final["wire"] = {"encoding": wire.encoding, "delta": wire.delta,
+                         "key_frame_share": wire.key_frames / max(1, wire.messages),
+                         "mean_relative_error": wire.relative_error_sum / max(1, wire.messages)}
     return curves, final, algorithm.theta.detach().cpu(), task
 
 

@@ -14,10 +14,11 @@ same size either way, so it refuses ``delta``.
 A reference must be a round every receiver holds, i.e. one every receiver acknowledged having
 used (the acknowledgements DiNNO's dual ledger already carries with every message,
 :class:`~dinno_core.algorithms.dual_ledger.Acknowledgements`): the newest such round among the
-sender's last :data:`DELTA_HISTORY`. A robot with no acknowledged round among its last ``DELTA_HISTORY``
-(start, restart, a new neighbour in range, lost messages) sends its full weights, a key frame, and a receiver that meets a
-change from a round it does not hold drops the message (the ROS exchange counts it
-``unknown_base``); the next acknowledgement heals it.
+sender's last :data:`DELTA_HISTORY`. Without one (start, restart, a new neighbour in range, lost
+messages) a robot sends its weights themselves, a key frame, as it does every
+:data:`KEY_FRAME_EVERY` rounds anyway. A receiver that meets a change since a round it does not
+hold drops it (the ROS exchange counts ``unknown_base``) until a key frame or a newer
+acknowledgement heals it.
 
 The simulated team and the ROS trainer use the same :class:`WireEncoder`, so an offline run sends
 exactly what the robots send.
@@ -45,6 +46,10 @@ ACK_DELAY = 2
 neighbours acknowledge its round ``r`` in their round ``r + 1`` messages, which it has for certain
 only once it decided round ``r + 1``. (A fast neighbour's acknowledgement can come earlier; using
 it would make what is sent depend on timing, and runs irreproducible.)"""
+KEY_FRAME_EVERY = 20
+"""Every this many rounds a robot sends its weights themselves even when it could send a change,
+so a neighbour that cannot know what it needs (restarted from an older checkpoint, or just in
+range) can decode it within this many rounds, catch up and start acknowledging."""
 FULL = -1
 """``base_round`` of a message that holds the weights themselves (a key frame)."""
 
@@ -75,7 +80,8 @@ def acknowledged(acks: Acknowledgements, receivers: Tensor, rounds: Tensor) -> T
 class WireEncoder:
     """Encodes ``R`` robots' weights round by round (``delta``: their change since an acknowledged round)."""
 
-    def __init__(self, encoding: str = "float32", delta: bool = False, history: int = DELTA_HISTORY) -> None:
+    def __init__(self, encoding: str = "float32", delta: bool = False, history: int = DELTA_HISTORY,
+                 key_frame_every: int = KEY_FRAME_EVERY) -> None:
         if encoding not in WIRE_ENCODINGS:
             raise ValueError(f"unknown wire encoding {encoding!r}; allowed: {', '.join(WIRE_ENCODINGS)}")
         if delta and encoding == "float32":
@@ -86,8 +92,15 @@ class WireEncoder:
         self.encoding = encoding
         self.delta = delta
         self.history = history
+        self.key_frame_every = key_frame_every
         self._rounds: list[int] = []
         self._sent: list[Tensor] = []  # float32 [R, m, n] per round in _rounds
+        self.messages = 0
+        """Messages encoded (robots x rounds)."""
+        self.key_frames = 0
+        """Of those, messages that held the weights themselves (no change: no delta, or no reference)."""
+        self.relative_error_sum = 0.0
+        """Sum over messages of ``||decoded - weights|| / ||weights||`` (what the encoding costs)."""
 
     @property
     def rounds(self) -> Tensor:
@@ -99,7 +112,7 @@ class WireEncoder:
         references each robot may use. Raises :class:`ValueError` for non-finite weights in uint8."""
         if not self.delta:
             base = torch.full((values.shape[0],), FULL, dtype=torch.long, device=values.device)
-            return WireMessage(values, base, wire_roundtrip(values, self.encoding), round_index)
+            return self._counted(WireMessage(values, base, wire_roundtrip(values, self.encoding), round_index), values)
         weights = values.detach().to(torch.float32)
         full = wire_roundtrip(weights, self.encoding)
         base = torch.full((weights.shape[0],), FULL, dtype=torch.long, device=weights.device)
@@ -107,7 +120,7 @@ class WireEncoder:
         rounds = self.rounds.to(weights.device)
         if acked is not None and rounds.numel():
             acked = acked & (rounds >= round_index - self.history) & (rounds <= round_index - ACK_DELAY)
-        if acked is not None and bool(acked.any()):
+        if acked is not None and bool(acked.any()) and round_index % self.key_frame_every:
             newest, slot = torch.where(acked, rounds, FULL).max(dim=1)
             reference = torch.stack(self._sent)[slot, torch.arange(weights.shape[0], device=weights.device)]
             change = weights - reference
@@ -115,7 +128,15 @@ class WireEncoder:
             has = (newest >= 0)[:, None, None]
             base, sent, payload = newest, torch.where(has, decoded, full), torch.where(has, change, weights)
         self._remember(round_index, sent)
-        return WireMessage(payload, base, sent.to(values.dtype), round_index)
+        return self._counted(WireMessage(payload, base, sent.to(values.dtype), round_index), values)
+
+    def _counted(self, message: WireMessage, values: Tensor) -> WireMessage:
+        if self.encoding != "float32":  # float32 is exact: nothing to count but messages
+            error = (message.sent - values).flatten(1).norm(dim=1) / values.flatten(1).norm(dim=1).clamp_min(1e-30)
+            self.relative_error_sum += float(error.sum())
+        self.messages += values.shape[0]
+        self.key_frames += int((message.base_round == FULL).sum())
+        return message
 
     def _remember(self, round_index: int, sent: Tensor) -> None:
         if self._rounds and self._rounds[-1] >= round_index:  # the same round again (or a restart): drop newer

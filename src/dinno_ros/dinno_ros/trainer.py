@@ -321,7 +321,7 @@ class RobotTrainer:
                 self._publish_current()
             announced = None
             inputs = self.exchange.wait_for_round(k, self.settings.round_timeout, signal=self._signal_waiting)
-            self._heard_acks.update(inputs.acks)
+            self._heard_acks = dict(inputs.acks)
             if inputs.stopped or stop.is_set():
                 break
             if inputs.catch_up_to is not None:
