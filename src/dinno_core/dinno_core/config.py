@@ -18,6 +18,7 @@ from dinno_core.algorithms.config import AlgorithmConfig, LocalConfig
 from dinno_core.graphs import GraphConfig
 from dinno_core.params import FlatModel
 from dinno_core.tasks.base import Task
+from dinno_core.wire_encoder import delta_problem
 from torch import Tensor
 
 TASKS: dict[str, str] = {
@@ -119,9 +120,9 @@ class ExperimentConfig(BaseModel):
     @field_validator("wire_delta")
     @classmethod
     def _delta_needs_rounding(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("wire_encoding") == "float32":
-            raise ValueError("needs wire_encoding float16 or uint8 (float32 is exact, and a change costs as "
-                             "many bytes as the weights)")
+        problem = delta_problem(info.data.get("wire_encoding", "float32"), value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("device")

@@ -67,6 +67,14 @@ class WireMessage:
     round: int
 
 
+def delta_problem(encoding: str, delta: bool) -> str | None:
+    """Why ``delta`` cannot be used with ``encoding`` (None: it can): the one rule behind the node's
+    ``delta_encoding`` and the experiments' ``wire_delta``."""
+    if delta and encoding == "float32":
+        return "needs encoding float16 or uint8 (float32 is exact, and a change costs as many bytes as the weights)"
+    return None
+
+
 def acknowledged(acks: Acknowledgements, receivers: Tensor, rounds: Tensor) -> Tensor:
     """``[R, H]`` bool: robot ``r`` may use its round ``rounds[h]`` as reference, i.e. every one of its
     receivers (``receivers [R, K]`` bool, aligned with ``acks [R, K]``) acknowledged using it.
@@ -84,9 +92,9 @@ class WireEncoder:
                  key_frame_every: int = KEY_FRAME_EVERY) -> None:
         if encoding not in WIRE_ENCODINGS:
             raise ValueError(f"unknown wire encoding {encoding!r}; allowed: {', '.join(WIRE_ENCODINGS)}")
-        if delta and encoding == "float32":
-            raise ValueError("delta encoding needs a lossy encoding (float16 or uint8): float32 is exact "
-                             "and a change costs as many bytes as the weights")
+        problem = delta_problem(encoding, delta)
+        if problem:
+            raise ValueError(f"delta encoding {problem}")
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         self.encoding = encoding

@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dinno_core.config import ALGORITHM_KINDS
-from dinno_core.wire_encoder import WireEncoder
+from dinno_core.wire_encoder import WireEncoder, delta_problem
 from dinno_ros.data_sources import FrameSettings
 from dinno_ros.message_auth import AUTH_MODES, TEAM_KEY_ENV, TeamKey
 from dinno_ros.round_waiting import BEAT_EVERY, FRESH_FOR, LONGEST_WAIT
@@ -221,9 +221,9 @@ class NodeOptions(BaseModel):
     @field_validator("delta_encoding")
     @classmethod
     def _delta_needs_rounding(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("encoding") == "float32":
-            raise ValueError("needs encoding float16 or uint8 (float32 is exact, and a change costs as many "
-                             "bytes as the weights)")
+        problem = delta_problem(info.data.get("encoding", "float32"), value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def wire_encoder(self) -> WireEncoder:
