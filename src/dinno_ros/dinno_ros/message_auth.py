@@ -89,18 +89,14 @@ class TeamKey:
     def tag(self, msg: Any) -> bytes:
         """The HMAC-SHA256 of every field of ``msg`` but ``auth_tag`` and ``header``."""
         mac = hmac.new(self._key, _DOMAIN, hashlib.sha256)
-        sender = str(msg.sender).encode()
-        mac.update(struct.pack("<I", len(sender)))
-        mac.update(sender)
+        _update_text(mac, msg.sender)
         mac.update(_HEADER.pack(int(msg.round), int(msg.fingerprint), int(msg.num_params), int(msg.num_vectors),
                                 int(msg.degree), int(msg.encoding), int(msg.session), int(msg.ack_span)))
         robots = list(msg.ack_robots)
         bits = list(msg.ack_bits)
         mac.update(struct.pack("<II", len(robots), len(bits)))
         for robot in robots:
-            name = str(robot).encode()
-            mac.update(struct.pack("<I", len(name)))
-            mac.update(name)
+            _update_text(mac, robot)
         mac.update(struct.pack(f"<{len(bits)}I", *bits))
         mac.update(struct.pack("<dq", float(getattr(msg, "rho", math.nan)), int(getattr(msg, "delta_base", -1))))
         payload = msg.payload
@@ -110,35 +106,46 @@ class TeamKey:
 
     def sign(self, msg: Any) -> None:
         """Set ``msg.auth_tag``."""
-        tag = array.array("B")
-        tag.frombytes(self.tag(msg))
-        msg.auth_tag = tag
+        msg.auth_tag = _tag_array(self.tag(msg))
 
     def verify(self, msg: Any) -> bool:
         """Whether ``msg.auth_tag`` is this key's tag of ``msg`` (constant-time comparison)."""
-        received = bytes(msg.auth_tag)
-        return len(received) == TAG_BYTES and hmac.compare_digest(received, self.tag(msg))
+        return _tag_matches(msg.auth_tag, self.tag(msg))
 
     def waiting_tag(self, msg: Any) -> bytes:
         """The HMAC-SHA256 of a ``RoundWaiting`` signal's fields but ``auth_tag`` and ``header``
         (its own domain string: a weight message's tag never verifies a signal, nor the reverse)."""
         mac = hmac.new(self._key, _WAITING_DOMAIN, hashlib.sha256)
-        sender = str(msg.sender).encode()
-        mac.update(struct.pack("<I", len(sender)))
-        mac.update(sender)
+        _update_text(mac, msg.sender)
         mac.update(_WAITING.pack(int(msg.round), int(msg.fingerprint), int(msg.session), int(msg.beat)))
         return mac.digest()
 
     def sign_waiting(self, msg: Any) -> None:
         """Set a ``RoundWaiting`` signal's ``auth_tag``."""
-        tag = array.array("B")
-        tag.frombytes(self.waiting_tag(msg))
-        msg.auth_tag = tag
+        msg.auth_tag = _tag_array(self.waiting_tag(msg))
 
     def verify_waiting(self, msg: Any) -> bool:
         """Whether a ``RoundWaiting`` signal's ``auth_tag`` is this key's tag of it."""
-        received = bytes(msg.auth_tag)
-        return len(received) == TAG_BYTES and hmac.compare_digest(received, self.waiting_tag(msg))
+        return _tag_matches(msg.auth_tag, self.waiting_tag(msg))
+
+
+def _update_text(mac: Any, text: Any) -> None:
+    """A string field, length first (so no two field lists hash alike)."""
+    data = str(text).encode()
+    mac.update(struct.pack("<I", len(data)))
+    mac.update(data)
+
+
+def _tag_array(digest: bytes) -> array.array:
+    """A tag as the message's ``uint8[]`` field wants it."""
+    tag = array.array("B")
+    tag.frombytes(digest)
+    return tag
+
+
+def _tag_matches(received: Any, expected: bytes) -> bool:
+    received = bytes(received)
+    return len(received) == TAG_BYTES and hmac.compare_digest(received, expected)
 
 
 def write_team_key(path: str | Path) -> Path:
