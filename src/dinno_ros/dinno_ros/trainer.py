@@ -119,8 +119,8 @@ class RobotTrainer:
 
     def wire_fields(self, round_index: int) -> dict[str, Any]:
         """What a weight message of round ``round_index`` carries besides the weights: this process's
-        session, the acknowledgements of the neighbours' rounds, the penalty it announces (DiNNO)
-        and the key that signs it."""
+        session, the acknowledgements of the neighbours' rounds, the penalty it announces (DiNNO),
+        the round its payload is a change since (delta encoding) and the key that signs it."""
         penalty = self.algorithm.outgoing_penalty()
         sent = self._sent
         return {"session": self.session, "acks": self.exchange.acknowledgements(round_index),
