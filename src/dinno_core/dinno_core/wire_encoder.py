@@ -130,7 +130,10 @@ class WireEncoder:
             acked = acked & (rounds >= round_index - self.history) & (rounds <= round_index - ACK_DELAY)
         if acked is not None and bool(acked.any()) and round_index % self.key_frame_every:
             newest, slot = torch.where(acked, rounds, FULL).max(dim=1)
-            reference = torch.stack(self._sent)[slot, torch.arange(weights.shape[0], device=weights.device)]
+            reference = torch.zeros_like(weights)
+            for h in slot.unique().tolist():  # over the (few) rounds referred to, not over robots
+                rows = slot == h
+                reference[rows] = self._sent[h][rows]
             change = weights - reference
             decoded = reference + wire_roundtrip(change, self.encoding)
             has = (newest >= 0)[:, None, None]
