@@ -37,6 +37,18 @@ def test_a_small_study_runs_each_size_and_writes_table_and_plot(tmp_path, restor
     assert all(abs(g["algebraic_connectivity"] - 1.0) <= 0.05 for g in study["graphs"].values())
     assert (out / "rounds_to_target.png").stat().st_size > 0
     assert (out / "n4" / "results.json").is_file() and (out / "centralized" / "results.json").is_file()
+    # Run again with one more size: the finished sizes are reused, not run again; only N=5 runs.
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
+    assert main(["--config", str(path), "--robots", "3", "4", "5", "--out", str(out)]) == 0
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+    again = json.loads((out / "scaling.json").read_text())
+    assert set(again["rounds_to_target"]["dinno"]) == {"3", "4", "5"} and (out / "n5" / "results.json").is_file()
+    assert {n: again["rounds_to_target"]["dinno"][n] for n in ("3", "4")} == study["rounds_to_target"]["dinno"]
+    # A changed config is run again.
+    config["rounds"] = 6
+    path.write_text(yaml.safe_dump(config))
+    assert main(["--config", str(path), "--robots", "3", "--out", str(out)]) == 0
+    assert (out / "n3" / "results.json").stat().st_mtime_ns != finished[out / "n3" / "results.json"]
 
 
 def test_a_size_the_graph_cannot_have_is_a_clear_error_before_anything_runs(tmp_path, capsys):

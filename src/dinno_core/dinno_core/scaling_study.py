@@ -6,7 +6,8 @@ per team size; only the graph's ``num_robots`` changes. The target is either fix
 (``--target 0.97``, the paper's on full MNIST) or the centralized model's final accuracy minus
 ``--below-centralized`` (one point by default, for the 10k-digit subset). Each size's results
 folder is a plain ``dinno-experiment`` folder; the study adds ``scaling.json`` and
-``rounds_to_target.png``.
+``rounds_to_target.png``. Run again, it reuses every folder that holds the results of the same
+config, so a stopped study goes on where it stopped.
 
     python -m dinno_core.scaling_study [--config mnist_scaling.yaml] [--robots 10 20 ... 100]
         [--rounds R] [--eval-every E] [--target A | --below-centralized 0.01] [--out results/mnist_scaling]
@@ -47,6 +48,19 @@ def sized(config: ExperimentConfig, num_robots: int, algorithms: list[str]) -> E
         "name": f"{config.name}_n{num_robots}",
         "algorithms": {name: config.algorithms[name] for name in algorithms},
     })
+
+
+def run_or_reuse(config: ExperimentConfig, folder: Path, console: Console) -> dict[str, Any]:
+    """``run_experiment(config, folder)``, unless ``folder`` already holds the results of exactly this
+    config (a study stopped part-way goes on where it stopped)."""
+    try:
+        previous = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        previous = None
+    if isinstance(previous, dict) and previous.get("config") == config.dump():
+        console.print(f"{config.name}: reusing the results in {folder}")
+        return previous
+    return run_experiment(config, folder, console)
 
 
 def plot(study: dict[str, Any], path: Path) -> Path:
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.target is not None:
         study["target"] = args.target
     else:
-        reference = run_experiment(sized(config, args.robots[0], central), args.out / "centralized", console)
+        reference = run_or_reuse(sized(config, args.robots[0], central), args.out / "centralized", console)
         reached = reference["algorithms"][central[0]]["final"][METRIC]
         study.update(centralized_accuracy=reached, target=reached - args.below_centralized)
     console.print(f"target {METRIC}: {study['target']:.4f}")
@@ -114,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     study["final_accuracy"] = {name: {} for name in team}
     for sized_config in sizes:
         n = sized_config.num_robots
-        results = run_experiment(sized_config, args.out / f"n{n}", console)
+        results = run_or_reuse(sized_config, args.out / f"n{n}", console)
         for name in team:
             algorithm = results["algorithms"][name]
             study["rounds_to_target"][name][str(n)] = rounds_to_target(algorithm["curves"], study["target"])
