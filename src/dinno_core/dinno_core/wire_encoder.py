@@ -95,8 +95,8 @@ class WireEncoder:
         problem = delta_problem(encoding, delta)
         if problem:
             raise ValueError(f"delta encoding {problem}")
-        if history < 1:
-            raise ValueError(f"history must be >= 1, got {history}")
+        if history < 1 or key_frame_every < 1:
+            raise ValueError(f"history and key_frame_every must be >= 1, got {history} and {key_frame_every}")
         self.encoding = encoding
         self.delta = delta
         self.history = history
