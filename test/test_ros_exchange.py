@@ -206,6 +206,9 @@ def test_a_change_is_added_to_the_round_it_refers_to_and_an_unknown_base_is_drop
     assert ex.receive(signed(3, change, base=2, session=2))[0] is DropReason.UNKNOWN_BASE  # a restarted sender
     assert {k: v for k, v in ex.snapshot().drops.items() if v} == {"unknown_base": 2, "malformed": 1, "unauthenticated": 1}
     assert ex.receive(signed(3, first, session=2)) is None  # its key frame is taken
+    ex.begin_round(5)
+    assert ex.receive(signed(4, change, base=3, session=2))[0] is DropReason.STALE  # too late, but decoded and kept:
+    assert ex.receive(signed(5, change, base=4, session=2)) is None  # a change since it decodes
 
 
 def test_float16_messages_are_accepted_and_decoded():

@@ -205,11 +205,13 @@ class RoundExchange:
                 return self._drop(sender, DropReason.OUT_OF_BOUNDS, f"round {round_index}: {problem}")
         with self._condition:
             current = self._round
-        if round_index < current:
-            return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
         if round_index > current + self.max_round_lead:
             return self._drop(sender, DropReason.ABSURD_ROUND,
                               f"round {round_index} > current {current} + max_round_lead {self.max_round_lead}")
+        with self._condition:  # what we decoded, in time or not: a later change may refer to it
+            self._references.store(sender, round_index, values)
+        if round_index < current:
+            return self._drop(sender, DropReason.STALE, f"round {round_index} < current {current}")
         ack = self._ack_for_me(msg, round_index)
         item = Received(sender, round_index, values, int(msg.degree), now, float(getattr(msg, "rho", math.nan)))
         with self._condition:
@@ -228,7 +230,6 @@ class RoundExchange:
                         del held[r]
                         self._superseded += 1
             held[round_index] = item
-            self._references.store(sender, round_index, values)
             if self.guard is not None:
                 self.guard.remember(sender, values[0])
             link = self._links[sender]

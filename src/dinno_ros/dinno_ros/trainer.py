@@ -345,9 +345,13 @@ class RobotTrainer:
 
     def _publish_current(self) -> None:
         k, expected = self.algorithm.round, self.exchange.expected
+        if not torch.isfinite(self.algorithm.outgoing()).all():  # the core rolls them back; belt and braces
+            self.state.not_sent_non_finite += 1
+            self.log.error(f"round {k}: own weights are not finite, not sending them")
+            return
         acked = acknowledged(acknowledgements_of(self._heard_acks, expected), torch.ones(1, len(expected), dtype=torch.bool),
                              self.wire.rounds) if self.wire.delta else None
-        try:  # non-finite weights (the core rolls them back; belt and braces) are never sent
+        try:
             self._sent = self.wire.encode(self.algorithm.outgoing(), k, acked)
             sent = self._publish(self._sent.values[0], k, len(expected))
         except ValueError as error:  # EncodingError from the publish port, or the 8-bit encoder's
