@@ -344,15 +344,15 @@ class RobotTrainer:
         self.flat.loss_and_grad(theta, inputs[None], targets[None])
 
     def _publish_current(self) -> None:
-        k, expected = self.algorithm.round, self.exchange.expected
-        if not torch.isfinite(self.algorithm.outgoing()).all():  # the core rolls them back; belt and braces
+        k, expected, values = self.algorithm.round, self.exchange.expected, self.algorithm.outgoing()
+        if not torch.isfinite(values).all():  # the core rolls them back; belt and braces
             self.state.not_sent_non_finite += 1
             self.log.error(f"round {k}: own weights are not finite, not sending them")
             return
         acked = acknowledged(acknowledgements_of(self._heard_acks, expected), torch.ones(1, len(expected), dtype=torch.bool),
                              self.wire.rounds) if self.wire.delta else None
         try:
-            self._sent = self.wire.encode(self.algorithm.outgoing(), k, acked)
+            self._sent = self.wire.encode(values, k, acked)
             sent = self._publish(self._sent.values[0], k, len(expected))
         except ValueError as error:  # EncodingError from the publish port, or the 8-bit encoder's
             self.state.not_sent_non_finite += 1
