@@ -104,6 +104,21 @@ def test_algorithms_option_runs_a_subset_and_rejects_unknown_names(tmp_path, cap
     assert "admm not in the config; allowed: centralized, dinno, dsgt" in capsys.readouterr().err
 
 
+def test_seed_option_repeats_the_run_on_another_seed_and_rejects_a_negative_one(tmp_path, capsys):
+    config = write(tmp_path, {**SMALL, "rounds": 2, "eval_every": 2})
+    runs = {}
+    for seed in ("3", "4"):
+        out = tmp_path / f"seed{seed}"
+        assert main([str(config), "--out", str(out), "--algorithms", "dinno", "--seed", seed]) == 0
+        runs[seed] = json.loads((out / "results.json").read_text())
+    assert runs["3"]["config"]["seed"] == 3 and runs["4"]["config"]["seed"] == 4
+    assert runs["3"]["algorithms"]["dinno"]["final"] != runs["4"]["algorithms"]["dinno"]["final"]
+    out = tmp_path / "negative"
+    assert main([str(config), "--out", str(out), "--seed", "-1"]) == 2
+    assert "seed" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_jobs_runs_algorithms_in_worker_processes_with_the_same_results(tmp_path, restore_torch_threads):
     config = write(tmp_path, {**SMALL, "rounds": 6, "eval_every": 3, "torch_threads": 1})
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, ValidationInfo, field_validator
 
 from dinno_core.config_paths import CONFIG_DIR
 from dinno_core.algorithms.config import AlgorithmConfig, LocalConfig
@@ -96,7 +96,7 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     name: str = "experiment"
-    seed: int = 0
+    seed: NonNegativeInt = 0
     rounds: PositiveInt
     eval_every: PositiveInt = 10
     dtype: Literal["float32", "float64"] = "float32"

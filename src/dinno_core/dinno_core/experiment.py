@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, help="experiment YAML")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default results/<name>)")
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="override the seed (data split, initial weights, sampling; repeat a run on other seeds)")
     parser.add_argument("--algorithms", default=None,
                         help="comma-separated subset of the config's algorithms to run (default: all)")
     parser.add_argument("--wire-encoding", choices=WIRE_ENCODINGS, default=None,
@@ -259,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
-        overrides = {} if args.rounds is None else {"rounds": args.rounds}
+        overrides: dict[str, Any] = {} if args.rounds is None else {"rounds": args.rounds}
+        if args.seed is not None:
+            overrides["seed"] = args.seed
         if args.wire_encoding is not None:
             overrides["wire_encoding"] = args.wire_encoding
         if args.wire_delta:
