@@ -75,7 +75,8 @@ def _pool_tensor_data(datasets: list[LocalData]) -> tuple[Tensor, Tensor, list[i
 
 
 def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = None,
-                 ack_round: int = -1, ack_span: int = ACK_BITS, penalty: Tensor | None = None) -> Inbox:
+                 ack_round: int = -1, ack_span: int = ACK_BITS, penalty: Tensor | None = None,
+                 table: tuple[Tensor, Tensor] | None = None) -> Inbox:
     """Every robot's inbox for one round of ``graph``: one gather over the outgoing payloads.
 
     ``graph`` is undirected (every link delivers both ways) or an ``nx.DiGraph`` whose edge
@@ -83,10 +84,11 @@ def gather_inbox(outgoing: Tensor, graph: nx.Graph, ack_bits: Tensor | None = No
     of ``i`` that ``j`` used, bit ``b`` = round ``ack_round - b``) travel with the messages:
     robot ``i`` learns ``j``'s acknowledgements only when ``j``'s message reaches it; they cover
     the last ``ack_span`` rounds. ``penalty [N]``: what each robot announces with its weights
-    (:meth:`~dinno_core.algorithms.base.DistributedAlgorithm.outgoing_penalty`).
+    (:meth:`~dinno_core.algorithms.base.DistributedAlgorithm.outgoing_penalty`). ``table``:
+    ``neighbour_table(graph, N)`` when the caller already built it this round.
     """
     num_robots = outgoing.shape[0]
-    index, mask = neighbour_table(graph, num_robots)
+    index, mask = table if table is not None else neighbour_table(graph, num_robots)
     index, mask = index.to(outgoing.device), mask.to(outgoing.device)
     degrees = mask.sum(dim=1).to(outgoing.dtype)  # neighbours heard, as Inbox.degree counts them
     announced = nx.get_node_attributes(graph, "degree")  # lossy graphs: what each robot announces
@@ -144,13 +146,14 @@ class SimulatedTeam:
         self.current_graph = self.graph.graph_at(round_index, positions)
         num_robots = self.algorithm.num_robots
         acked = None
-        if self.wire.delta:
-            index, mask = neighbour_table(self.current_graph, num_robots)
+        table = None
+        if self.wire.delta:  # the encoder needs the receivers before the inbox is gathered
+            table = index, mask = neighbour_table(self.current_graph, num_robots)
             hears = torch.zeros(num_robots, num_robots, dtype=torch.bool).scatter_(1, index, mask)  # [j, i]
             acked = acknowledged(self.heard_acks, hears.T.to(self.ack_bits.device), self.wire.rounds)
         outgoing = self.wire.encode(self.algorithm.outgoing(), round_index, acked).sent
         inbox = gather_inbox(outgoing, self.current_graph, self.ack_bits, self._acked_round,
-                             self._ack_span, penalty=self.algorithm.outgoing_penalty())
+                             self._ack_span, penalty=self.algorithm.outgoing_penalty(), table=table)
         inbox.own_sent = outgoing  # what the neighbours received from each robot
         if self.wire.delta and inbox.acks is not None and inbox.senders is not None:
             for field in ("round", "bits", "span"):  # the acknowledgements that arrived this round
