@@ -72,3 +72,35 @@ def test_repeated_sigint_ends_with_status_0_and_everything_written(node, ros_env
             assert len(data["stamps"]) > 0 and data["ranges"].shape[1:] == (2, data["ranges"].shape[2])
     else:
         assert "command ticks" in text, text[-2000:]
+
+
+STUCK_TEAR_DOWN = """
+import sys, time
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from dinno_ros.node_main import tear_down
+
+rclpy.init()
+node = Node("stuck_tear_down")
+executor = SingleThreadedExecutor()
+executor.add_node(node)
+print("saved", flush=True)
+tear_down(executor, node, exit_code=int(sys.argv[1]), before=lambda: time.sleep(120), limit_s=1.0)
+print("tear-down returned", flush=True)
+"""
+
+
+@pytest.mark.parametrize("exit_code", [0, 1])
+def test_a_stuck_tear_down_exits_with_the_nodes_status_and_says_where_it_was(exit_code, ros_env):
+    """After everything is saved, a node whose tear-down hangs (here: waiting for acknowledgements
+    that never come) exits within the limit with the status it would have returned, and prints
+    the stack it was stuck in, instead of staying alive."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", STUCK_TEAR_DOWN, str(exit_code)], env=ros_env,
+                            capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 30
+    assert result.returncode == exit_code, result.stderr[-3000:]
+    assert "saved" in result.stdout and "tear-down returned" not in result.stdout
+    assert "stuck_tear_down: tear-down did not finish within 1 s (everything was saved)" in result.stderr
+    assert "time.sleep" in result.stderr or "<lambda>" in result.stderr, result.stderr[-3000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import re
 import signal
 import sys
@@ -59,9 +61,37 @@ def init_node(factory: Callable[[], NodeT], program: str, argv: list[str]) -> No
     return None
 
 
-def tear_down(executor: Executor, node: Node) -> None:
-    """Remove and destroy the node, then shut rclpy down. SIGINT/SIGTERM may already have shut
-    the context down, which makes the first two fail: that is a normal stop, not an error."""
+TEAR_DOWN_LIMIT_S = 30.0
+"""How long a node may take to flush, destroy its DDS entities and exit once everything is saved."""
+
+
+def _exit_if_stuck(program: str, exit_code: int, seconds: float) -> None:
+    """Exit with ``exit_code`` if the tear-down is still running after ``seconds``.
+
+    Everything is saved when this is armed, so a tear-down stuck in the middleware (DDS
+    destruction hangs are a known class of bugs, e.g. ros2/rclpy#944, ros2/launch#89) must not keep
+    a robot's process alive: the thread stacks go to stderr and the process exits. faulthandler's
+    own watchdog thread, which needs no GIL, is the last resort if Python itself cannot run."""
+    def expire() -> None:
+        print(f"{program}: tear-down did not finish within {seconds:.0f} s (everything was saved); "
+              f"exiting with status {exit_code}. Where it was:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        os._exit(exit_code)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    faulthandler.dump_traceback_later(seconds + 10.0, exit=True, file=sys.stderr)
+
+
+def tear_down(executor: Executor, node: Node, exit_code: int = 0, before: Callable[[], object] | None = None,
+              limit_s: float = TEAR_DOWN_LIMIT_S) -> None:
+    """Run ``before`` (e.g. waiting for the last message's acknowledgements), remove and destroy the
+    node, then shut rclpy down, all within ``limit_s`` (:func:`_exit_if_stuck`). SIGINT/SIGTERM may
+    already have shut the context down, which makes the removal fail: a normal stop, not an error."""
+    _exit_if_stuck(node.get_name(), exit_code, limit_s)
+    if before is not None and rclpy.ok():
+        before()
     try:
         executor.remove_node(node)
         node.destroy_node()
@@ -132,7 +162,7 @@ def spin_node(node: Node, program: str, finish: Callable[[], None]) -> int:
         try:
             finish()
         finally:
-            tear_down(executor, node)
+            tear_down(executor, node, exit_code=1 if failed else 0)
     return 1 if failed else 0
 
 

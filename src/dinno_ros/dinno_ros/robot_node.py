@@ -239,9 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         hold_signals_while_saving("robot_node")
         node.stop()
-        if not interrupted and rclpy.ok() and node.trainer.finished:
-            node.flush()
-        tear_down(executor, node)
+        last_acks = node.flush if not interrupted and node.trainer.finished else None
+        tear_down(executor, node, exit_code=1 if node.failed is not None else 0, before=last_acks)
     return 1 if node.failed is not None else 0
 
 
