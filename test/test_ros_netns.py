@@ -127,8 +127,8 @@ def test_a_lossy_radio_keeps_the_optimum_and_most_of_the_rounds(tmp_path, ros_en
     # (the probes are one projection of each robot's dual). Measured: 5e-7 of their size after timeouts.
     for results in (clean_results, lossy_results, heavy_results):
         assert dual_imbalance(results) < 1e-4, summary(results)
-    # The weights themselves still carry the transient of a late timeout (a CI run: 3.2e-3 after a
-    # timeout near the end of 100 rounds, with the duals exact), so at 30 % the bound is looser.
+    # The weights can still carry a timeout's transient at round 100 (a CI run: 3.2e-3 after one
+    # timeout at each of two robots, with the duals exact), so at 30 % the bound is looser.
     assert worst_error(heavy_results, target) < 1e-2, summary(heavy_results)
 
 
