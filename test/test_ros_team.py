@@ -89,10 +89,11 @@ class Team:
         self.processes: dict[str, subprocess.Popen] = {}
         self.starts: dict[str, int] = {}
 
-    def start(self, robot: str, **overrides) -> subprocess.Popen:
+    def start(self, robot: str, neighbours: list[str] | None = None, **overrides) -> subprocess.Popen:
         count = self.starts.get(robot, 0)
         self.starts[robot] = count + 1
-        spec = hardware_robot_process(robot, TEAM, neighbours=[r for r in TEAM if r != robot],
+        neighbours = [r for r in TEAM if r != robot] if neighbours is None else neighbours
+        spec = hardware_robot_process(robot, TEAM, neighbours=neighbours,
                                       parameters={**self.parameters, **overrides})
         params_file = write_params_files([spec], self.dir / f"params.{count}")[robot]
         process = start_process(process_command(spec, sys.executable, params_file), env=self.env,
@@ -387,3 +388,28 @@ def test_killed_robot_is_waited_out_then_resumes_from_its_checkpoint_and_catches
     errors = {r: relative_error(np.array(results[r]["weights"]), optimum) for r in TEAM}
     print(f"relative error to the optimum after kill+resume: {errors}; spread {spread:.2e}")
     assert all(error < 1e-3 for error in errors.values()), errors
+
+
+def test_a_robot_that_started_first_waits_for_a_neighbour_still_starting(team_factory):
+    """A path robot_0 - robot_1 - robot_2 whose end robot_2 starts late. robot_0 hears robot_1's
+    announcement and starts; robot_1 still waits to hear robot_2. robot_0's second round then
+    waits for robot_1 up to startup_timeout, not round_timeout: before, it timed out, counted
+    robot_1 absent and stepped every round alone, and the others took its round when they
+    started and stopped (a CI run at 30 % loss). Now every robot steps every round, with no timeout."""
+    rounds = 30
+    team = team_factory(rounds=rounds, round_timeout=1.0)
+    path = {"robot_0": ["robot_1"], "robot_1": ["robot_0", "robot_2"], "robot_2": ["robot_1"]}
+    for robot in ("robot_0", "robot_1"):
+        team.start(robot, neighbours=path[robot])
+    deadline = time.monotonic() + START_TIMEOUT
+    while "started training" not in team.log("robot_0"):
+        assert time.monotonic() < deadline, f"robot_0 did not start:\n{team.log('robot_0')}"
+        time.sleep(0.2)
+    time.sleep(4.0)  # four round timeouts with robot_1 still in its start-up wait
+    assert "started training" not in team.log("robot_1")
+    team.start("robot_2", neighbours=path["robot_2"])
+    codes = team.wait(timeout=START_TIMEOUT + 60)
+    assert codes == {robot: 0 for robot in TEAM}, {robot: team.log(robot) for robot in TEAM}
+    results = {robot: team.results(robot) for robot in TEAM}
+    assert {robot: (r["rounds_stepped_this_run"], r["timeouts"]) for robot, r in results.items()} == \
+        {robot: (rounds, 0) for robot in TEAM}, {robot: team.log(robot) for robot in TEAM}

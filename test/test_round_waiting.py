@@ -279,3 +279,17 @@ def test_a_ros_signal_has_the_packets_fields_and_verifies_like_it(tmp_path):
     msg = to_waiting_message(sender="b", round_index=4, fingerprint=FP, session=7, beat=3, key=key)
     assert key.verify_waiting(msg) and bytes(msg.auth_tag) == bytes(waiting("b", 4, 3, key=key).auth_tag)
     assert exchange(key=key).receive_waiting(msg, via="b") is None
+
+
+def test_a_round_waits_startup_timeout_only_while_a_neighbour_has_only_announced_itself():
+    from dinno_ros.exchange_records import LinkStats
+    from dinno_ros.round_waiting import round_wait_timeout
+
+    running, announced, silent = LinkStats(received=7), LinkStats(received=1), LinkStats(received=0)
+    assert round_wait_timeout({"a": running}, 2.0, 30.0) == 2.0
+    # heard once: its announcement before its first round; it may still wait for its own neighbours
+    assert round_wait_timeout({"a": running, "b": announced}, 2.0, 30.0) == 30.0
+    # never heard (the start-up wait already gave up on it) or absent: no longer waits
+    assert round_wait_timeout({"a": running, "c": silent}, 2.0, 30.0) == 2.0
+    assert round_wait_timeout({"b": LinkStats(received=1, absent=True)}, 2.0, 30.0) == 2.0
+    assert round_wait_timeout({"b": announced}, 2.0, 0.0) == 2.0  # startup_timeout 0: no start-up wait

@@ -66,7 +66,8 @@ class RobotSettings(BaseModel):
         "team the same value.")
     startup_timeout: Annotated[float, Field(ge=0.0)] = Field(
         30.0, description="Seconds to wait before the first round until every neighbour has been heard once "
-        "(a team started process by process begins together).")
+        "(a team started process by process begins together); a round also waits this long, instead of "
+        "round_timeout, for a neighbour heard only once (its announcement: it may still wait to start).")
     max_round_lead: Annotated[int, Field(ge=1)] = Field(
         1000, description="Messages more than this many rounds ahead of this robot are dropped as absurd; "
         "also the largest gap a restarted robot can catch up over.")

@@ -43,16 +43,10 @@ from dinno_ros.data_sources import DataSource, ScanGeometry, default_data_source
 from dinno_ros.exchange import DropReason, ExchangeSnapshot, RoundExchange, RoundInputs
 from dinno_ros.message_auth import TeamKey
 from dinno_ros.monitoring import BytesSent
-from dinno_ros.robot_report import (
-    CatchUp,
-    RoundReport,
-    TrainerState,
-    diagnostic_values,
-    dual_values,
-    results_document,
-    write_results,
-)
+from dinno_ros.robot_report import (CatchUp, RoundReport, TrainerState, diagnostic_values, dual_values,
+                                    results_document, write_results)
 from dinno_ros.round_inbox import acknowledgements_of, round_inbox
+from dinno_ros.round_waiting import round_wait_timeout
 from dinno_ros.robot_settings import RobotSettings
 from dinno_ros.update_guard import GuardLimits, UpdateGuard
 
@@ -320,7 +314,10 @@ class RobotTrainer:
             if k != announced:  # a second copy would reach fast neighbours as a stale message
                 self._publish_current()
             announced = None
-            inputs = self.exchange.wait_for_round(k, self.settings.round_timeout, signal=self._signal_waiting)
+            seen = self.exchange.snapshot()
+            timeout = round_wait_timeout({j: seen.links[j] for j in seen.expected}, self.settings.round_timeout,
+                                         self.settings.startup_timeout)
+            inputs = self.exchange.wait_for_round(k, timeout, signal=self._signal_waiting)
             self._heard_acks = dict(inputs.acks)
             if inputs.stopped or stop.is_set():
                 break
