@@ -33,11 +33,13 @@ It talks to ONE plain object, :class:`~dinno_ros.trainer.RobotTrainer` (ports in
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
-if __name__ == "__main__":  # Ctrl-C while torch and rclpy load: exit 130, no traceback
-    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
+if __name__ == "__main__":  # Ctrl-C while torch and rclpy load: exit 130, no traceback. Not SystemExit:
+    # raised inside an import's class creation it comes out as RuntimeError with a traceback.
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 import contextlib  # noqa: E402 - after the guard above
 import threading  # noqa: E402
 import time  # noqa: E402
