@@ -32,6 +32,12 @@ class Dinno(DistributedAlgorithm):
     adaptation gives robots different ρ. Without adaptation every robot has the same ρ and this is
     the paper's rule; a sender that does not announce its ρ counts as having the receiver's.
 
+    With ``rho_adaptation.kind == "adam_metric"`` ρ is a vector, one penalty per weight:
+    ``rho_i = metric_scale * (sqrt(v_hat_i) + eps) / lr``, the proximal step's Adam metric, so the
+    pull towards the neighbours is the same fraction of every weight's step whatever its gradient's
+    scale, and it grows as the learning rate decays. It travels as a second payload vector
+    (``payload_vectors == 2``) and ``rho_ij`` is again the mean of both ends' vectors.
+
     Only ``theta`` (and ρ) is sent; the dual ``p_i`` stays local. A neighbour absent from the inbox
     contributes no term, so dropped links are a time-varying graph. ``config.primal_step``
     picks how step 3 is taken: the configured torch optimizer on the whole objective (the
@@ -51,6 +57,9 @@ class Dinno(DistributedAlgorithm):
         self.rho = self._scheduled(torch.full((self.num_robots,), config.rho_init, dtype=theta.dtype,
                                               device=theta.device))
         """Each robot's penalty for the coming round (announced with its weights)."""
+        self.metric_penalty = config.rho_adaptation.kind == "adam_metric"
+        self.payload_vectors = 2 if self.metric_penalty else 1
+        """The weights, then (``adam_metric``) the penalty of each weight for the coming round."""
         self.solver: PrimalSolver | ProximalAdam
         if config.primal_step == "adam_proximal":
             self.solver = ProximalAdam(self.parameter, config.optimizer.betas)
@@ -67,11 +76,30 @@ class Dinno(DistributedAlgorithm):
         rho = rho * self.config.rho_scaling
         return rho if self.config.rho_max is None else rho.clamp(max=self.config.rho_max)
 
-    def outgoing_penalty(self) -> Tensor:
-        return self.rho
+    def _penalty_per_weight(self, round_index: int | None = None) -> Tensor:
+        """``adam_metric``: each robot's penalty per weight in round ``round_index`` (default: the
+        coming one), ``[R, n]``."""
+        assert isinstance(self.solver, ProximalAdam)
+        lr = learning_rate(self.config.lr, self.round if round_index is None else round_index)
+        rho = self.config.rho_adaptation.metric_scale * self.solver.metric(lr)
+        return rho if self.config.rho_max is None else rho.clamp(max=self.config.rho_max)
+
+    def outgoing(self) -> Tensor:
+        if self.metric_penalty:
+            return torch.stack([self.theta, self._penalty_per_weight()], dim=1)
+        return super().outgoing()
+
+    def outgoing_penalty(self) -> Tensor | None:
+        return None if self.metric_penalty else self.rho
 
     def edge_penalty(self, inbox: Inbox) -> Tensor:
-        """``rho_ij [R, K]``: the mean of both ends' announced penalties (0 in empty slots)."""
+        """``rho_ij``: the mean of both ends' announced penalties (0 in empty slots), ``[R, K]``, or
+        ``[R, K, n]`` per weight with ``adam_metric``."""
+        if self.metric_penalty:
+            # Both ends use the same decoded numbers (the wire may round them, even below 0).
+            own = self._penalty_per_weight() if inbox.own_sent is None else inbox.own_sent[:, 1].to(self.theta)
+            edge = 0.5 * (own[:, None, :].clamp(min=0.0) + inbox.payloads[:, :, 1].to(own).clamp(min=0.0))
+            return torch.where(inbox.mask[..., None], edge, 0.0)
         own = self.rho[:, None].expand(inbox.mask.shape)
         theirs = own if inbox.sender_rho is None else inbox.sender_rho.to(own)
         theirs = torch.where(torch.isfinite(theirs) & (theirs > 0), theirs, own)  # NaN: not announced
@@ -95,10 +123,15 @@ class Dinno(DistributedAlgorithm):
         # may round them, e.g. 8-bit): the edge's two dual changes then cancel exactly.
         sent = theta_k if inbox.own_sent is None else inbox.own_sent[:, 0].to(theta_k)
         neighbours = inbox.masked(0)  # [R, K, n]
-        edge_rho = self.edge_penalty(inbox)  # [R, K]
-        weight = edge_rho.sum(dim=1)[:, None]  # sum_j rho_ij
-        weighted_sum = torch.einsum("rk,rkn->rn", edge_rho, neighbours)  # sum_j rho_ij theta_j
-        delta = edge_rho[:, :, None] * (sent[:, None, :] - neighbours)  # each edge's dual change
+        edge_rho = self.edge_penalty(inbox)  # [R, K], or [R, K, n] per weight
+        if edge_rho.dim() == 2:
+            weight = edge_rho.sum(dim=1)[:, None]  # sum_j rho_ij
+            weighted_sum = torch.einsum("rk,rkn->rn", edge_rho, neighbours)  # sum_j rho_ij theta_j
+            edge_rho = edge_rho[:, :, None]
+        else:
+            weight = edge_rho.sum(dim=1)
+            weighted_sum = (edge_rho * neighbours).sum(dim=1)
+        delta = edge_rho * (sent[:, None, :] - neighbours)  # each edge's dual change
         self.dual += weight * sent - weighted_sum
         if self._recording:  # each edge's share of that increment, until the neighbour acknowledges
             self.ledger.record(self.round, inbox.senders, inbox.mask, torch.where(inbox.mask[..., None], delta, 0.0))
@@ -119,6 +152,9 @@ class Dinno(DistributedAlgorithm):
             loss = self.solver.run(
                 self.model, sample, self.config.primal_steps, self.config.batch_size, lr, augmented_gradient,
             )
+        if self.metric_penalty:  # for logs and monitors: each robot's median penalty per weight
+            self.rho = self._penalty_per_weight(self.round + 1).median(dim=1).values
+            return loss
         self.rho = self._scheduled(self.rho)  # the next round's penalty, announced with the new weights
         if self.penalty is not None:
             self.rho = self.penalty.update(self.rho, theta_k, neighbours.sum(dim=1), inbox.degree, self.dual,

@@ -55,11 +55,16 @@ class ProximalAdam:
             self.exp_avg.lerp_(grads, 1 - beta1)
             self.exp_avg_sq.mul_(beta2).addcmul_(grads, grads, value=1 - beta2)
             first = self.exp_avg / (1 - beta1 ** self.steps)[:, None]
-            second = self.exp_avg_sq / (1 - beta2 ** self.steps)[:, None]
-            metric = (second.sqrt() + self.eps) / lr
+            metric = self.metric(lr)
             theta.copy_((metric * theta - first - linear) / (metric + curvature))
             total += losses.detach()
         return total / steps
+
+    def metric(self, lr: float) -> Tensor:
+        """Adam's diagonal metric ``(sqrt(v_hat) + eps) / lr`` per robot and weight ``[R, n]``; a robot
+        that has not stepped yet has ``v_hat = 0`` (metric ``eps / lr``)."""
+        second = self.exp_avg_sq / (1 - self.betas[1] ** self.steps.clamp(min=1.0))[:, None]
+        return (second.sqrt() + self.eps) / lr
 
     def reset(self) -> None:
         """Forget every robot's moments."""
