@@ -47,12 +47,12 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.primal_step", "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
         "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds",
-        *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "mu", "tau", "rounds", "normalized", "rho_min",
+        *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "metric_scale", "mu", "tau", "rounds", "normalized", "rho_min",
                                                           "rho_max")),
         "algorithm.reconcile_window"}
     assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
     assert specs["algorithm.rho_adaptation.kind"].default == "none"  # the paper's schedule unless asked
-    assert specs["algorithm.rho_adaptation.kind"].constraints == "one of: none, residual_balancing"
+    assert specs["algorithm.rho_adaptation.kind"].constraints == "one of: none, residual_balancing, adam_metric"
     assert specs["algorithm.lr.start"].default == DinnoConfig().lr.start == 5e-3  # not the schedule class's 1e-3
     assert specs["algorithm.rho_max"].default is None and "optional" in specs["algorithm.rho_max"].constraints
     assert specs["algorithm.optimizer.name"].constraints == "one of: adam, adamw, sgd, rmsprop"
@@ -249,23 +249,30 @@ ADAPTIVE = CONFIG.model_copy(update={"rho_init": 5.0, "rho_adaptation": PenaltyA
 """Residual balancing that gives the three robots different ρ within a few rounds (40, 80, 160)."""
 
 
-@pytest.mark.parametrize("config", [CONFIG, ADAPTIVE], ids=["dinno", "dinno_adaptive"])
+METRIC = CONFIG.model_copy(update={"primal_step": "adam_proximal",
+                                   "optimizer": OptimizerConfig(name="adam", persistent_state=True),
+                                   "rho_adaptation": PenaltyAdaptationConfig(kind="adam_metric", metric_scale=0.1)})
+"""A penalty per weight from each robot's Adam metric: the packets carry two vectors."""
+
+
+@pytest.mark.parametrize("config", [CONFIG, ADAPTIVE, METRIC], ids=["dinno", "dinno_adaptive", "dinno_metric"])
 def test_in_process_trainers_equal_the_simulated_team(config):
     """The trainers, wired through the weight packets, step exactly as the simulated team; with an
-    adaptive ρ the packets carry each robot's ρ, so both ends of an edge use the same ρ_ij."""
+    adaptive ρ the packets carry each robot's ρ (a scalar, or with ``adam_metric`` a second vector),
+    so both ends of an edge use the same ρ_ij and the edge duals cancel."""
     team = ["r0", "r1", "r2"]
     trainers = run_in_process_team(team, 8, config=config)
     theta = torch.cat([trainers[r].algorithm.theta for r in team])
     torch.testing.assert_close(theta, simulated(team, 8, config), rtol=0, atol=1e-6)
     assert all(t.state.finished and t.state.rounds_stepped == 8 and t.state.timeouts == 0 for t in trainers.values())
-    if config is ADAPTIVE:
+    if config is not CONFIG:
         rho = torch.cat([trainers[r].algorithm.rho for r in team])
         assert float(rho.max() / rho.min()) > 1.5, rho  # the robots' penalties really differ
         dual = torch.cat([trainers[r].algorithm.dual for r in team])
         assert float(dual.sum(dim=0).norm()) < 1e-5 * float(dual.norm(dim=1).max())  # edge duals cancel
 
 
-@pytest.mark.parametrize("config", [CONFIG, DsgtConfig(batch_size=2)], ids=["dinno", "dsgt"])
+@pytest.mark.parametrize("config", [CONFIG, METRIC, DsgtConfig(batch_size=2)], ids=["dinno", "dinno_metric", "dsgt"])
 def test_trainers_sending_8_bit_changes_equal_the_simulated_team(config):
     """Delta encoding over the weight packets: every trainer refers only to rounds its neighbours
     acknowledged, rebuilds its neighbours' weights bit for bit as they say they sent them, and so
