@@ -186,6 +186,9 @@ ALGORITHMS = {
                                 optimizer=OptimizerConfig(name="adam", persistent_state=True),
                                 rho_adaptation=PenaltyAdaptationConfig(kind="adam_metric", metric_scale=0.1),
                                 lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
+    "dinno_metric_paper_step": DinnoConfig(primal_steps=3, batch_size=2,
+                                           rho_adaptation=PenaltyAdaptationConfig(kind="adam_metric", metric_scale=0.1),
+                                           lr=LearningRateSchedule(kind="log", start=1e-2, end=1e-3, rounds=10)),
     "dsgd": DsgdConfig(batch_size=2),
     "dsgt": DsgtConfig(batch_size=2),
     "individual": LocalConfig(batch_size=2),
@@ -274,7 +277,8 @@ def test_non_finite_neighbour_weights_are_rolled_back_not_spread(name):
     assert all(torch.isfinite(value).all() for value in moments.values() if isinstance(value, torch.Tensor))
 
 
-@pytest.mark.parametrize("name", ["dinno_persistent", "dinno_proximal", "dinno_adaptive", "dinno_metric", "dsgt"])
+@pytest.mark.parametrize("name", ["dinno_persistent", "dinno_proximal", "dinno_adaptive", "dinno_metric",
+                                  "dinno_metric_paper_step", "dsgt"])
 def test_a_team_checkpoint_splits_into_robot_checkpoints(tmp_path, name):
     """A robot resumed from its slice of a team checkpoint continues exactly as in the team."""
     from dinno_core.checkpoint import load_checkpoint, save_checkpoint, select_robot
@@ -385,16 +389,17 @@ def test_a_checkpoint_without_penalty_state_loads_into_an_adaptive_robot():
 # --------------------------------------------------------------------------- penalty in Adam's metric
 
 
-def metric_dinno(scale: float = 0.05) -> DinnoConfig:
-    return DinnoConfig(primal_steps=5, batch_size=0, primal_step="adam_proximal",
-                       optimizer=OptimizerConfig(name="adam", persistent_state=True),
+def metric_dinno(scale: float = 0.05, primal_step: str = "adam_proximal") -> DinnoConfig:
+    return DinnoConfig(primal_steps=5, batch_size=0, primal_step=primal_step,
+                       optimizer=OptimizerConfig(name="adam", persistent_state=primal_step == "adam_proximal"),
                        lr=LearningRateSchedule(kind="log", start=0.05, end=1e-3, rounds=300),
                        rho_adaptation=PenaltyAdaptationConfig(kind="adam_metric", metric_scale=scale))
 
 
 def test_the_metric_penalty_is_a_fraction_of_each_weights_adam_metric_and_travels_with_the_weights():
     """Each robot sends its weights and, as a second vector, its penalty per weight for the round:
-    ``metric_scale * (sqrt(v_hat) + eps) / lr`` of its proximal Adam (the lr of that round)."""
+    ``metric_scale * (sqrt(v_hat) + eps) / lr`` (the lr of that round), where with the proximal
+    step ``v_hat`` is exactly its Adam's second moment."""
     _, team = convex_team(metric_dinno(0.05))
     algorithm = team.algorithm
     assert algorithm.payload_vectors == 2 and algorithm.outgoing_penalty() is None
@@ -403,18 +408,22 @@ def test_the_metric_penalty_is_a_fraction_of_each_weights_adam_metric_and_travel
     sent = algorithm.outgoing()
     torch.testing.assert_close(sent[:, 0], algorithm.theta, rtol=0, atol=0)
     lr = learning_rate(algorithm.config.lr, algorithm.round)
-    torch.testing.assert_close(sent[:, 1], 0.05 * algorithm.solver.metric(lr), rtol=0, atol=0)
+    solver = algorithm.solver
+    second = solver.exp_avg_sq / (1 - solver.betas[1] ** solver.steps)[:, None]
+    torch.testing.assert_close(sent[:, 1], 0.05 * (second.sqrt() + solver.eps) / lr, rtol=1e-12, atol=0)
     assert (sent[:, 1] > 0).all() and (sent[:, 1].amax(dim=1) > 2 * sent[:, 1].amin(dim=1)).all()  # per weight
     torch.testing.assert_close(algorithm.rho, sent[:, 1].median(dim=1).values, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("encoding", ["float32", "uint8"])
-def test_the_metric_penalty_converges_to_the_optimum_with_the_duals_summing_to_zero(encoding):
+@pytest.mark.parametrize("primal_step, encoding", [("adam_proximal", "float32"), ("adam_proximal", "uint8"),
+                                                    ("optimizer", "float32")])
+def test_the_metric_penalty_converges_to_the_optimum_with_the_duals_summing_to_zero(primal_step, encoding):
     """The robots' per-weight penalties differ, but each edge uses the mean of both ends' vectors as
     the receivers decoded them (8-bit codes may even round them below 0: both ends clamp the same
     numbers), so the edge's dual changes cancel and the team converges to the centralized optimum
-    of the convex task (measured: relative error 4e-13 after 600 rounds in float32)."""
-    task, team = convex_team(metric_dinno(0.05))
+    of the convex task (measured: relative error 4e-13 after 600 rounds in float32), with the
+    proximal step and with the paper's (Adam re-created every round)."""
+    task, team = convex_team(metric_dinno(0.05, primal_step))
     team = SimulatedTeam(team.algorithm, team.graph, team.data, wire_encoding=encoding)
     for _ in range(600):
         team.run_round()
@@ -422,15 +431,26 @@ def test_the_metric_penalty_converges_to_the_optimum_with_the_duals_summing_to_z
     assert float(dual.sum(dim=0).norm()) < 1e-9 * float(dual.norm(dim=1).max())
     rho = team.algorithm.rho
     assert rho.max() > 2 * rho.min()  # the robots' penalties differ
-    tolerance = 1e-8 if encoding == "float32" else 1e-2
-    assert relative_error(team.algorithm.theta, task.optimum()) < tolerance
+    if primal_step == "optimizer":  # a fresh Adam steps ~lr whatever the gradient: robots jitter by ~lr
+        assert relative_error(team.algorithm.theta, task.optimum()) < 5e-3  # measured 2.0e-3 (fixed ρ: 8e-4)
+        assert relative_error(team.algorithm.theta.mean(dim=0, keepdim=True), task.optimum()) < 1e-3  # 3.0e-4
+    else:
+        assert relative_error(team.algorithm.theta, task.optimum()) < (1e-8 if encoding == "float32" else 1e-2)
 
 
-def test_the_metric_penalty_needs_the_proximal_step_with_kept_moments():
-    adaptation = {"kind": "adam_metric"}
-    with pytest.raises(ValueError, match="needs primal_step='adam_proximal' \\(got 'optimizer'\\)"):
-        DinnoConfig.model_validate({"rho_adaptation": adaptation})
-    with pytest.raises(ValueError, match="optimizer.persistent_state=true \\(got false\\)"):
-        DinnoConfig.model_validate({"rho_adaptation": adaptation, "primal_step": "adam_proximal"})
+def test_a_checkpoint_without_moments_loads_into_a_robot_with_the_metric_penalty():
+    """Turning the metric penalty on when resuming keeps weights and dual; the moments start again."""
+    _, team = convex_team(ALGORITHMS["dinno_proximal"], 4, 1)
+    for _ in range(3):
+        team.run_round()
+    _, metric = convex_team(ALGORITHMS["dinno_metric"], 4, 1)
+    metric.algorithm.load_state_dict(team.algorithm.state_dict())
+    torch.testing.assert_close(metric.algorithm.dual, team.algorithm.dual, rtol=0, atol=0)
+    assert not metric.algorithm.gradient_scale.steps.any()
+    metric.run_round()
+    assert (metric.algorithm.gradient_scale.steps == 3).all() and torch.isfinite(metric.algorithm.theta).all()
+
+
+def test_the_metric_penalty_scale_must_be_positive():
     with pytest.raises(ValueError, match="metric_scale"):
         PenaltyAdaptationConfig(kind="adam_metric", metric_scale=0.0)

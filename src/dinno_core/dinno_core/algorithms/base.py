@@ -125,8 +125,10 @@ class PrimalSolver:
         self.optimizer: torch.optim.Optimizer | None = None
 
     def run(self, model: FlatModel, sample: SampleFn, steps: int, batch_size: int, lr: float,
-            extra_gradient: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """``steps`` optimizer steps; returns the mean task loss per robot ``[R]``."""
+            extra_gradient: Callable[[Tensor], Tensor] | None = None,
+            observe: Callable[[Tensor], None] | None = None) -> Tensor:
+        """``steps`` optimizer steps; returns the mean task loss per robot ``[R]``. ``observe`` is
+        handed every step's task-loss gradients ``[R, n]`` (before ``extra_gradient`` is added)."""
         if self.optimizer is None or not self.config.persistent_state:
             self.optimizer = build_optimizer(self.config, self.parameter, lr)
         for group in self.optimizer.param_groups:
@@ -135,6 +137,8 @@ class PrimalSolver:
         for _ in range(steps):
             inputs, targets = sample(batch_size)
             losses, grads = model.loss_and_grad(self.parameter.detach(), inputs, targets)
+            if observe is not None:
+                observe(grads)
             if extra_gradient is not None:
                 grads = grads + extra_gradient(self.parameter.detach())
             self.parameter.grad = grads

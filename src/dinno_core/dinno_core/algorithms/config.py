@@ -48,10 +48,11 @@ class PenaltyAdaptationConfig(_Strict):
     - ``residual_balancing``: per robot from local residuals, ``rho *= tau`` when the primal
       residual exceeds ``mu`` times the dual residual, ``rho /= tau`` in the opposite case, during
       the first ``rounds`` rounds only and within ``[rho_min, rho_max]``;
-    - ``adam_metric``: a penalty per weight, ``metric_scale`` times the proximal primal step's Adam
-      metric ``(sqrt(v_hat) + eps) / lr``, sent with the weights; needs ``primal_step:
-      adam_proximal`` with persistent moments. ``rho_init``, ``rho_scaling`` and the residual
-      balancing fields do not apply; ``rho_max`` caps it.
+    - ``adam_metric``: a penalty per weight, ``metric_scale`` times its Adam metric
+      ``(sqrt(v_hat) + eps) / lr`` (``v_hat``: the robot's own task-loss gradient's second moment,
+      kept across rounds; see :mod:`dinno_core.algorithms.metric_penalty`), sent with the weights;
+      with either primal step. ``rho_init``, ``rho_scaling`` and the residual balancing fields do
+      not apply; ``rho_max`` caps it.
     """
 
     kind: Literal["none", "residual_balancing", "adam_metric"] = "none"
@@ -94,18 +95,11 @@ class DinnoConfig(_Strict):
     the answer. 0: no reconciliation, the paper's per-robot dual (drifts under one-sided loss)."""
 
     @model_validator(mode="after")
-    def _primal_step_requirements(self) -> DinnoConfig:
+    def _proximal_needs_adam(self) -> DinnoConfig:
         if self.primal_step == "adam_proximal" and self.optimizer.name != "adam":
             raise ValueError(
                 f"primal_step='adam_proximal' needs optimizer.name='adam', got {self.optimizer.name!r} "
                 "(or use primal_step='optimizer' with any of adam, adamw, sgd, rmsprop)"
-            )
-        if self.rho_adaptation.kind == "adam_metric" and not (
-                self.primal_step == "adam_proximal" and self.optimizer.persistent_state):
-            raise ValueError(
-                "rho_adaptation.kind='adam_metric' scales the penalty by the proximal step's Adam moments: it needs "
-                f"primal_step='adam_proximal' (got {self.primal_step!r}) and optimizer.persistent_state=true "
-                f"(got {str(self.optimizer.persistent_state).lower()})"
             )
         return self
 

@@ -10,6 +10,7 @@ from torch import Tensor
 from dinno_core.algorithms.base import DistributedAlgorithm, Inbox, PrimalSolver, RoundStats, SampleFn
 from dinno_core.algorithms.config import DinnoConfig
 from dinno_core.algorithms.dual_ledger import DualLedger
+from dinno_core.algorithms.metric_penalty import GradientScale
 from dinno_core.algorithms.penalty import ResidualBalancing
 from dinno_core.algorithms.proximal import ProximalAdam
 from dinno_core.algorithms.schedules import learning_rate
@@ -57,8 +58,12 @@ class Dinno(DistributedAlgorithm):
         self.rho = self._scheduled(torch.full((self.num_robots,), config.rho_init, dtype=theta.dtype,
                                               device=theta.device))
         """Each robot's penalty for the coming round (announced with its weights)."""
-        self.metric_penalty = config.rho_adaptation.kind == "adam_metric"
-        self.payload_vectors = 2 if self.metric_penalty else 1
+        self.gradient_scale: GradientScale | None = None
+        """``adam_metric``: the moments the penalty per weight is made from."""
+        if config.rho_adaptation.kind == "adam_metric":
+            self.gradient_scale = GradientScale(self.num_robots, self.theta.shape[1], config.optimizer.betas[1],
+                                                theta.dtype, theta.device)
+        self.payload_vectors = 1 if self.gradient_scale is None else 2
         """The weights, then (``adam_metric``) the penalty of each weight for the coming round."""
         self.solver: PrimalSolver | ProximalAdam
         if config.primal_step == "adam_proximal":
@@ -79,23 +84,23 @@ class Dinno(DistributedAlgorithm):
     def _penalty_per_weight(self, round_index: int | None = None) -> Tensor:
         """``adam_metric``: each robot's penalty per weight in round ``round_index`` (default: the
         coming one), ``[R, n]``."""
-        assert isinstance(self.solver, ProximalAdam)
+        assert self.gradient_scale is not None
         lr = learning_rate(self.config.lr, self.round if round_index is None else round_index)
-        rho = self.config.rho_adaptation.metric_scale * self.solver.metric(lr)
+        rho = self.gradient_scale.penalty(self.config.rho_adaptation.metric_scale, lr)
         return rho if self.config.rho_max is None else rho.clamp(max=self.config.rho_max)
 
     def outgoing(self) -> Tensor:
-        if self.metric_penalty:
+        if self.gradient_scale is not None:
             return torch.stack([self.theta, self._penalty_per_weight()], dim=1)
         return super().outgoing()
 
     def outgoing_penalty(self) -> Tensor | None:
-        return None if self.metric_penalty else self.rho
+        return None if self.gradient_scale is not None else self.rho
 
     def edge_penalty(self, inbox: Inbox) -> Tensor:
         """``rho_ij``: the mean of both ends' announced penalties (0 in empty slots), ``[R, K]``, or
         ``[R, K, n]`` per weight with ``adam_metric``."""
-        if self.metric_penalty:
+        if self.gradient_scale is not None:
             # Both ends use the same decoded numbers (the wire may round them, even below 0).
             own = self._penalty_per_weight() if inbox.own_sent is None else inbox.own_sent[:, 1].to(self.theta)
             edge = 0.5 * (own[:, None, :].clamp(min=0.0) + inbox.payloads[:, :, 1].to(own).clamp(min=0.0))
@@ -137,22 +142,23 @@ class Dinno(DistributedAlgorithm):
             self.ledger.record(self.round, inbox.senders, inbox.mask, torch.where(inbox.mask[..., None], delta, 0.0))
         anchor = weight * sent + weighted_sum  # sum_j rho_ij (theta_i^k + theta_j^k), as both ends see them
         lr = learning_rate(self.config.lr, self.round)
+        observe = None if self.gradient_scale is None else self.gradient_scale.observe
         if isinstance(self.solver, ProximalAdam):
             if not self.config.optimizer.persistent_state:
                 self.solver.reset()
             loss = self.solver.run(
                 self.model, sample, self.config.primal_steps, self.config.batch_size, lr,
                 linear=self.dual - anchor,
-                curvature=2.0 * weight + self.config.optimizer.weight_decay,
+                curvature=2.0 * weight + self.config.optimizer.weight_decay, observe=observe,
             )
         else:
             def augmented_gradient(theta: Tensor) -> Tensor:
                 return self.dual + 2.0 * weight * theta - anchor
 
             loss = self.solver.run(
-                self.model, sample, self.config.primal_steps, self.config.batch_size, lr, augmented_gradient,
+                self.model, sample, self.config.primal_steps, self.config.batch_size, lr, augmented_gradient, observe,
             )
-        if self.metric_penalty:  # for logs and monitors: each robot's median penalty per weight
+        if self.gradient_scale is not None:  # for logs and monitors: each robot's median penalty per weight
             self.rho = self._penalty_per_weight(self.round + 1).median(dim=1).values
             return loss
         self.rho = self._scheduled(self.rho)  # the next round's penalty, announced with the new weights
@@ -169,6 +175,8 @@ class Dinno(DistributedAlgorithm):
         self.ledger.forget(self.round, rejected)
         if self.penalty is not None:
             self.penalty.forget(rejected)
+        if self.gradient_scale is not None:
+            self.gradient_scale.reset_rows(rejected)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -176,6 +184,8 @@ class Dinno(DistributedAlgorithm):
                      ledger=self.ledger.state_dict())
         if self.penalty is not None:
             state["penalty"] = self.penalty.state_dict()
+        if self.gradient_scale is not None:
+            state["gradient_scale"] = self.gradient_scale.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -188,6 +198,11 @@ class Dinno(DistributedAlgorithm):
                 self.penalty.forget(torch.ones(self.num_robots, dtype=torch.bool, device=self.theta.device))
             else:
                 self.penalty.load_state_dict(state["penalty"])
+        if self.gradient_scale is not None:
+            if state.get("gradient_scale") is None:  # saved without the metric penalty: moments start now
+                self.gradient_scale.reset_rows(torch.ones(self.num_robots, dtype=torch.bool, device=self.theta.device))
+            else:
+                self.gradient_scale.load_state_dict(state["gradient_scale"])
         if isinstance(self.solver, ProximalAdam):
             if state.get("optimizer") is None:  # saved by the plain optimizer path
                 self.solver.reset()

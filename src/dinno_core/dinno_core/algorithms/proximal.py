@@ -19,6 +19,7 @@ plain optimizer path re-creates its optimizer every round.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,6 +27,13 @@ from torch import Tensor, nn
 
 from dinno_core.algorithms.base import SampleFn
 from dinno_core.params import FlatModel
+
+
+def adam_metric(exp_avg_sq: Tensor, steps: Tensor, beta2: float, eps: float, lr: float) -> Tensor:
+    """Adam's diagonal metric ``(sqrt(v_hat) + eps) / lr`` per robot and weight ``[R, n]``, from the
+    second moments ``[R, n]`` and step counts ``[R]``; a robot that has not stepped has ``v_hat = 0``."""
+    second = exp_avg_sq / (1 - beta2 ** steps.clamp(min=1.0))[:, None]
+    return (second.sqrt() + eps) / lr
 
 
 class ProximalAdam:
@@ -40,10 +48,11 @@ class ProximalAdam:
         self.steps = torch.zeros(parameter.shape[0], dtype=parameter.dtype, device=parameter.device)
 
     def run(self, model: FlatModel, sample: SampleFn, steps: int, batch_size: int, lr: float,
-            linear: Tensor, curvature: Tensor) -> Tensor:
+            linear: Tensor, curvature: Tensor, observe: Callable[[Tensor], None] | None = None) -> Tensor:
         """``steps`` proximal steps on every robot; returns the mean task loss per robot ``[R]``.
 
         ``linear`` is ``[R, n]``; ``curvature`` is ``[R, 1]`` (or ``[R, n]``), non-negative.
+        ``observe`` is handed every step's task-loss gradients ``[R, n]``.
         """
         beta1, beta2 = self.betas
         theta = self.parameter.data
@@ -51,20 +60,16 @@ class ProximalAdam:
         for _ in range(steps):
             inputs, targets = sample(batch_size)
             losses, grads = model.loss_and_grad(theta, inputs, targets)
+            if observe is not None:
+                observe(grads)
             self.steps += 1
             self.exp_avg.lerp_(grads, 1 - beta1)
             self.exp_avg_sq.mul_(beta2).addcmul_(grads, grads, value=1 - beta2)
             first = self.exp_avg / (1 - beta1 ** self.steps)[:, None]
-            metric = self.metric(lr)
+            metric = adam_metric(self.exp_avg_sq, self.steps, beta2, self.eps, lr)
             theta.copy_((metric * theta - first - linear) / (metric + curvature))
             total += losses.detach()
         return total / steps
-
-    def metric(self, lr: float) -> Tensor:
-        """Adam's diagonal metric ``(sqrt(v_hat) + eps) / lr`` per robot and weight ``[R, n]``; a robot
-        that has not stepped yet has ``v_hat = 0`` (metric ``eps / lr``)."""
-        second = self.exp_avg_sq / (1 - self.betas[1] ** self.steps.clamp(min=1.0))[:, None]
-        return (second.sqrt() + self.eps) / lr
 
     def reset(self) -> None:
         """Forget every robot's moments."""
