@@ -77,6 +77,11 @@ def test_parameter_values_validate_through_the_core_models():
     raw.update({"algorithm.rho_adaptation.kind": "residual_balancing", "algorithm.rho_adaptation.rounds": 50})
     adaptive = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
     assert adaptive.rho_adaptation.kind == "residual_balancing" and adaptive.rho_adaptation.rounds == 50
+    raw.update({"algorithm.rho_adaptation.kind": "adam_metric", "algorithm.rho_adaptation.metric_scale": 0.1})
+    metric = validate_model(DinnoConfig, {"kind": "dinno", **nest(raw, "algorithm")}, "algorithm")
+    assert metric.rho_adaptation.kind == "adam_metric" and metric.rho_adaptation.metric_scale == 0.1
+    with pytest.raises(ConfigError, match="parameter 'algorithm.rho_adaptation.metric_scale'"):
+        validate_model(DinnoConfig, nest({"algorithm.rho_adaptation.metric_scale": -1.0}, "algorithm"), "algorithm")
     with pytest.raises(ConfigError) as error:
         validate_model(DinnoConfig, nest({"algorithm.rho_scaling": 0.5, "algorithm.optimizer.name": "lbfgs"},
                                          "algorithm"), "algorithm")
@@ -310,7 +315,9 @@ def test_resume_refuses_another_robots_checkpoint(tmp_path):
         RobotTrainer(settings_for("r1", team, 1, tmp_path, resume=True))
 
 
-def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours():
+@pytest.mark.parametrize("config", [CONFIG, METRIC], ids=["dinno", "dinno_metric"])
+def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours(config):
+    """It starts from its neighbours' weights (with the metric penalty, the first of the two vectors)."""
     team = ["r0", "r1", "r2"]
     sent = []
     stop = threading.Event()
@@ -321,10 +328,10 @@ def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours():
         stop.set()
         trainer.close()
 
-    trainer = RobotTrainer(settings_for("r0", team, 0), publish=lambda values, k, degree: sent.append(k),
+    trainer = RobotTrainer(settings_for("r0", team, 0, config=config), publish=lambda values, k, degree: sent.append(k),
                            on_round=on_round)
     for robot, value in (("r1", 1.0), ("r2", 3.0)):
-        trainer.receive_weights(to_packet(np.full((1, 5), value, np.float32), sender=robot, round_index=40,
+        trainer.receive_weights(to_packet(np.full((trainer.algorithm.payload_vectors, 5), value, np.float32), sender=robot, round_index=40,
                                           fingerprint=trainer.fingerprint, degree=2, key=trainer.exchange.key))
     trainer.run(stop)
     assert [vars(c)["to_round"] for c in trainer.state.catch_ups] == [40]

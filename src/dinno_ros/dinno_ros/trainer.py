@@ -412,7 +412,7 @@ class RobotTrainer:
         if self.settings.rounds:
             target = min(target, self.settings.rounds)
         fresh = self.resumed_from is None and self.state.rounds_stepped == 0
-        warm = fresh and self.algorithm.payload_vectors == 1 and bool(inputs.latest)
+        warm = fresh and self.algorithm.payload_starts_with_weights and bool(inputs.latest)
         theta = None
         if warm:  # nothing of our own yet: start from the neighbours' mean instead of theta0
             mean = np.mean([r.values[0] for r in inputs.latest.values()], axis=0)

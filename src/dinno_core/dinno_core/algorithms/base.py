@@ -177,6 +177,9 @@ class DistributedAlgorithm(ABC):
 
     payload_vectors: int = 1
     """How many weight-sized vectors a robot sends per round (DSGT sends two)."""
+    payload_starts_with_weights: bool = True
+    """Whether the first vector sent is the weights themselves (a late robot may start from its
+    neighbours' mean of it); DSGT sends ``x - alpha y`` instead."""
 
     def __init__(self, model: FlatModel, theta: Tensor) -> None:
         if theta.ndim != 2 or theta.shape[1] != model.spec.numel:

@@ -21,6 +21,7 @@ class Dsgt(DistributedAlgorithm):
     """
 
     payload_vectors = 2
+    payload_starts_with_weights = False
 
     def __init__(self, model: FlatModel, theta: Tensor, config: DsgtConfig) -> None:
         super().__init__(model, theta)
