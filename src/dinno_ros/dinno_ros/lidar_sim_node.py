@@ -358,6 +358,10 @@ class LidarSimNode(Node):
         poses = self.current_poses(t)
         sensors = self.lidar_poses(poses)
         ranges = cast_rays(self.plan, sensors, self.spec, self.rng)  # [N, B]: one vectorized call
+        if self.options["trace_path"]:  # before publishing: a SIGTERM mid-tick cannot leave a sent scan out
+            self._trace.append((stamp_seconds, poses, sensors, ranges.astype(np.float32)))
+            if len(self._trace) > TRACE_MAX_TICKS:
+                del self._trace[: TRACE_MAX_TICKS // 10]
         self._publish_odometry(t, stamp_seconds, poses)  # the scan's pose, same stamp
         stamp = stamp_of(stamp_seconds)
         spec = self.spec
@@ -379,10 +383,6 @@ class LidarSimNode(Node):
             msg.ranges = float32_array(published[i])
             pub.publish(msg)
         self.scans_published += 1
-        if self.options["trace_path"]:
-            self._trace.append((stamp_seconds, poses, sensors, ranges.astype(np.float32)))
-            if len(self._trace) > TRACE_MAX_TICKS:
-                del self._trace[: TRACE_MAX_TICKS // 10]
 
     def _on_clock_tick(self) -> None:
         if not self._started():
