@@ -236,7 +236,7 @@ def hostile_messages(fingerprint: int, n: int, ahead: int) -> dict[str, list]:
 
 
 def test_team_matches_the_simulated_team_and_drops_hostile_messages_by_reason(team_factory, monitor):
-    """Three robot processes, DiNNO on a complete graph, 300 rounds. Hostile messages injected
+    """Three robot processes, DiNNO on a complete graph, 600 rounds. Hostile messages injected
     mid-run on robot_1's topic are dropped and counted by reason, and change nothing: the final
     weights still equal the in-process SimulatedTeam's (1e-6 absolute; measured identical) and
     sit at the least-squares optimum."""
@@ -244,7 +244,7 @@ def test_team_matches_the_simulated_team_and_drops_hostile_messages_by_reason(te
     from rclpy.duration import Duration
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    rounds = 300
+    rounds = 600  # 300 left too few rounds once: the injected messages took until round 270 to be acknowledged
     team = team_factory(rounds=rounds, max_round_lead=500)
     qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      history=HistoryPolicy.KEEP_LAST, depth=10)
