@@ -56,7 +56,7 @@ class PenaltyAdaptationConfig(_Strict):
     """
 
     kind: Literal["none", "residual_balancing", "adam_metric"] = "none"
-    metric_scale: PositiveFloat = 0.05
+    metric_scale: PositiveFloat = 0.035
     """``adam_metric``: the penalty of each weight as a fraction of its Adam metric."""
     mu: float = Field(10.0, gt=1.0)
     tau: float = Field(2.0, gt=1.0)
