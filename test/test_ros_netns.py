@@ -122,7 +122,8 @@ def test_a_lossy_radio_keeps_the_optimum_and_most_of_the_rounds(tmp_path, ros_en
     teams.append(heavy)
     start(heavy, 30)
     heavy_results = finish(heavy)
-    print(f"loss 30 %: {rounds_per_second(heavy_results):.1f} rounds/s, error {worst_error(heavy_results, target):.2e}, "
+    print(f"loss 30 %: {rounds_per_second(heavy_results):.1f} rounds/s, "
+          f"error {worst_error(heavy_results, target):.2e}, "
           f"dual imbalance {probe_imbalance(heavy_results):.1e}")
     # What keeps the optimum under loss: the edge duals stay equal and opposite, so they sum to zero
     # (the probes are one projection of each robot's dual). Measured: 5e-7 of their size after timeouts.

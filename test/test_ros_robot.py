@@ -47,7 +47,8 @@ def test_algorithm_parameters_cover_every_field_with_the_kinds_defaults():
         "algorithm.primal_step", "algorithm.batch_size", "algorithm.optimizer.name", "algorithm.optimizer.momentum",
         "algorithm.optimizer.betas", "algorithm.optimizer.weight_decay", "algorithm.optimizer.persistent_state",
         "algorithm.lr.kind", "algorithm.lr.start", "algorithm.lr.end", "algorithm.lr.rounds",
-        *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "metric_scale", "mu", "tau", "rounds", "normalized", "rho_min",
+        *(f"algorithm.rho_adaptation.{name}" for name in ("kind", "metric_scale", "mu", "tau", "rounds", "normalized",
+                                                              "rho_min",
                                                           "rho_max")),
         "algorithm.reconcile_window"}
     assert specs["algorithm.reconcile_window"].constraints == ">= 0; <= 32"
@@ -328,10 +329,11 @@ def test_a_fresh_robot_behind_the_team_warm_starts_from_its_neighbours(config):
         stop.set()
         trainer.close()
 
-    trainer = RobotTrainer(settings_for("r0", team, 0, config=config), publish=lambda values, k, degree: sent.append(k),
-                           on_round=on_round)
+    trainer = RobotTrainer(settings_for("r0", team, 0, config=config),
+                           publish=lambda values, k, degree: sent.append(k), on_round=on_round)
     for robot, value in (("r1", 1.0), ("r2", 3.0)):
-        trainer.receive_weights(to_packet(np.full((trainer.algorithm.payload_vectors, 5), value, np.float32), sender=robot, round_index=40,
+        payload = np.full((trainer.algorithm.payload_vectors, 5), value, np.float32)
+        trainer.receive_weights(to_packet(payload, sender=robot, round_index=40,
                                           fingerprint=trainer.fingerprint, degree=2, key=trainer.exchange.key))
     trainer.run(stop)
     assert [vars(c)["to_round"] for c in trainer.state.catch_ups] == [40]

@@ -35,9 +35,10 @@ class Dinno(DistributedAlgorithm):
 
     With ``rho_adaptation.kind == "adam_metric"`` ρ is a vector, one penalty per weight:
     ``rho_i = metric_scale * (sqrt(v_hat_i) + eps) / lr``, each weight's Adam metric from the second
-    moment of the robot's own task-loss gradient (:class:`~dinno_core.algorithms.metric_penalty.GradientScale`,
-    with either primal step), so the pull towards the neighbours is the same fraction of every
-    weight's step whatever its gradient's scale, and it grows as the learning rate decays. It travels as a second payload vector
+    moment of the robot's own task-loss gradient
+    (:class:`~dinno_core.algorithms.metric_penalty.GradientScale`, with either primal step), so the
+    pull towards the neighbours is the same fraction of every weight's step whatever its gradient's
+    scale, and it grows as the learning rate decays. It travels as a second payload vector
     (``payload_vectors == 2``) and ``rho_ij`` is again the mean of both ends' vectors.
 
     Only ``theta`` (and ρ) is sent; the dual ``p_i`` stays local. A neighbour absent from the inbox
